@@ -1,0 +1,105 @@
+"""Shared defaults for every draw_jax config; variants import and change them.
+
+A config file takes an optional argument of comma-separated overrides, so one
+sweep point is one string:
+
+  --config=configs/mnist_attn.py:T=16,read=3
+  --config=configs/mnist_attn.py:model.z_size=50,lr=3e-4
+
+Short names (see SHORT_NAMES) or full dotted field paths both work; values are
+Python literals, type-checked by ml_collections against the field's type.
+"""
+import ast
+
+import ml_collections
+
+SHORT_NAMES = {
+    'T': 'model.T',
+    'read': 'model.read_n',
+    'write': 'model.write_n',
+    'enc': 'model.enc_size',
+    'dec': 'model.dec_size',
+    'z': 'model.z_size',
+    'attention': 'model.attention',
+    'batch': 'train.batch_size',
+    'lr': 'train.learning_rate',
+    'steps': 'train.num_steps',
+    'seed': 'train.seed',
+    'minutes': 'train.time_budget_minutes',
+}
+
+
+def get_config(arg=None):
+  """The paper's MNIST DRAW with attention; see configs/mnist_attn.py."""
+  config = ml_collections.ConfigDict()
+
+  config.model = ml_collections.ConfigDict(dict(
+      T=64, enc_size=256, dec_size=256, z_size=100,
+      read_n=2, write_n=5, attention=True,
+      # 'bfloat16' runs the matmuls in bf16; parameters and loss stay float32.
+      compute_dtype='float32'))
+
+  config.data = ml_collections.ConfigDict(dict(
+      name='binarized_mnist',  # or 'mnist' (grey, binarized on the fly)
+      dir='',  # '' -> $DRAW_DATA_DIR -> tensorflow-datasets
+      binarization='',  # '' -> the data set's default: none | dynamic | static
+  ))
+
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=128,
+      learning_rate=1e-3,
+      lr_schedule='constant',  # or 'cosine' (decays to 0 at num_steps)
+      warmup_steps=0,
+      grad_clip_norm=10.0,  # global-norm clipping, as in the paper's runs
+      num_steps=100_000,
+      time_budget_minutes=0.0,  # > 0: stop (and checkpoint) after this long
+      checkpoint_every=1000,
+      keep_checkpoints=3,  # the latest N, plus the best by validation ELBO
+      eval_every=5000,
+      log_every=100,
+      seed=0,
+      skip_nonfinite_updates=False,  # True: skip and count NaN/Inf updates
+  ))
+
+  config.eval = ml_collections.ConfigDict(dict(
+      batch_size=1000,
+      iw_samples=0,  # K > 0: also the importance-weighted NLL estimate
+      iw_samples_per_pass=100,  # memory ~ batch_size_iw x samples_per_pass
+      iw_batch_size=100,
+      iw_examples=0,  # > 0: an evenly strided subset of the split, for speed
+      split='test',  # for --mode=eval
+      step=-1,  # checkpoint step for --mode=eval/sample; -1 is the latest
+  ))
+
+  config.sample = ml_collections.ConfigDict(dict(
+      num_samples=64,
+      seed=0,
+      upscale=4,
+      outputs='grid,evolution,gif,reconstruction,filters',
+      gif_frame_seconds=0.1,
+      gif_hold_frames=10,
+  ))
+
+  config.lock()
+  return apply_overrides(config, arg)
+
+
+def apply_overrides(config, arg):
+  """Applies 'name=value,name=value' from the config file's argument."""
+  if not arg:
+    return config
+  for assignment in arg.split(','):
+    name, separator, text = assignment.partition('=')
+    if not separator:
+      raise ValueError(f'config argument {assignment!r} is not name=value')
+    path = SHORT_NAMES.get(name.strip(), name.strip())
+    group_name, _, field = path.rpartition('.')
+    group = config
+    for part in filter(None, group_name.split('.')):
+      group = group[part]
+    try:
+      value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      value = text.strip()  # a bare string such as attention=..., name=mnist
+    group[field] = value  # locked ConfigDict: unknown names and types raise
+  return config

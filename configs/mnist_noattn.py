@@ -1,0 +1,16 @@
+"""The paper's binarized-MNIST DRAW without attention (Table 2: <= 87.40 nats).
+
+Same as mnist_attn, but read = [x, x_hat] and write is a linear map to the
+whole canvas.
+
+  python -m draw_jax.main --config=configs/mnist_noattn.py --workdir=/tmp/draw_noattn
+
+Measured: see README.md, "Results".
+"""
+from configs import default
+
+
+def get_config(arg=None):
+  config = default.get_config()
+  config.model.attention = False
+  return default.apply_overrides(config, arg)

@@ -1,0 +1,1 @@
+"""draw_jax: DRAW (Gregor et al., ICML 2015) in JAX and Flax NNX."""

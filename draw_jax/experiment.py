@@ -1,0 +1,190 @@
+"""What every mode builds from a config: checks, mesh, model, optimizer, state.
+
+The ConfigDict stops here: the model gets a frozen DrawConfig and the jitted
+functions close over plain Python values.
+"""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from draw_jax import checkpoints
+from draw_jax import input_pipeline
+from draw_jax import model as draw_model
+
+DATA_AXIS = 'data'
+IMAGE_SHAPES = {'binarized_mnist': (28, 28, 1), 'mnist': (28, 28, 1)}
+LR_SCHEDULES = ('constant', 'cosine')
+
+
+class ConfigError(ValueError):
+  """A config value that cannot run; the message names the field."""
+
+
+def model_config(config) -> draw_model.DrawConfig:
+  """The frozen model description: config.model plus the data's image shape."""
+  if config.data.name not in IMAGE_SHAPES:
+    raise ConfigError(f'data.name={config.data.name!r} is unknown; choose one '
+                      f'of {sorted(IMAGE_SHAPES)}')
+  height, width, channels = IMAGE_SHAPES[config.data.name]
+  try:
+    return draw_model.DrawConfig(height=height, width=width, channels=channels,
+                                 **config.model.to_dict())
+  except (TypeError, ValueError) as error:
+    raise ConfigError(str(error)) from None
+
+
+def binarization(config):
+  method = config.data.binarization or input_pipeline.default_binarization(
+      config.data.name)
+  if method not in input_pipeline.BINARIZATION_METHODS:
+    raise ConfigError(f'data.binarization={method!r} is unknown; choose one of '
+                      f'{input_pipeline.BINARIZATION_METHODS}')
+  if config.data.name == 'binarized_mnist' and method != 'none':
+    raise ConfigError('data.binarization must be none for binarized_mnist: it is '
+                      'already the fixed binarization the paper reports on')
+  return method
+
+
+def _require_positive(config, path):
+  group, field = path.split('.')
+  value = config[group][field]
+  if isinstance(value, bool) or not value > 0:
+    raise ConfigError(f'{path} must be > 0, got {value!r}')
+
+
+def validate(config, device_count=None):
+  """Checks the whole config before any file is written; returns DrawConfig."""
+  draw_config = model_config(config)
+  binarization(config)
+  for path in ('train.batch_size', 'train.learning_rate', 'train.num_steps',
+               'train.checkpoint_every', 'train.eval_every', 'train.log_every',
+               'train.keep_checkpoints', 'eval.batch_size',
+               'eval.iw_samples_per_pass', 'eval.iw_batch_size',
+               'sample.num_samples', 'sample.upscale'):
+    _require_positive(config, path)
+  if config.train.lr_schedule not in LR_SCHEDULES:
+    raise ConfigError(f'train.lr_schedule={config.train.lr_schedule!r} is '
+                      f'unknown; choose one of {LR_SCHEDULES}')
+  if config.eval.split not in ('valid', 'test'):
+    raise ConfigError(f"eval.split must be 'valid' or 'test', got "
+                      f'{config.eval.split!r}')
+  device_count = device_count or jax.device_count()
+  for path in ('train.batch_size', 'eval.batch_size', 'eval.iw_batch_size'):
+    group, field = path.split('.')
+    if config[group][field] % device_count:
+      raise ConfigError(f'{path}={config[group][field]} does not divide evenly '
+                        f'over {device_count} devices')
+  return draw_config
+
+
+# ---- devices --------------------------------------------------------------
+
+
+def make_mesh():
+  """A 1-D mesh over every device; the batch is split along DATA_AXIS."""
+  # Auto axes: XLA propagates the batch sharding from one constraint per step.
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh):
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh):
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+# ---- model, optimizer and train state ------------------------------------
+
+
+def create_model(draw_config, init_key):
+  return draw_model.Draw(draw_config, rngs=nnx.Rngs(init_key))
+
+
+def learning_rate_schedule(train_config):
+  peak = train_config.learning_rate
+  if train_config.lr_schedule == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        0.0, peak, max(train_config.warmup_steps, 1), train_config.num_steps)
+  if train_config.warmup_steps:
+    return optax.linear_schedule(0.0, peak, train_config.warmup_steps)
+  return optax.constant_schedule(peak)
+
+
+def create_optimizer(train_config):
+  """Adam after global-norm clipping; optionally skips non-finite updates."""
+  optimizer = optax.chain(
+      optax.clip_by_global_norm(train_config.grad_clip_norm),
+      optax.adam(learning_rate_schedule(train_config)))
+  if train_config.skip_nonfinite_updates:
+    # Skips (and counts) updates whose gradients hold a NaN or Inf.
+    optimizer = optax.apply_if_finite(optimizer, max_consecutive_errors=1 << 30)
+  return optimizer
+
+
+def initial_state(draw_config, optimizer, init_key):
+  """(graphdef, state): state is a plain dict of arrays, ready for Orbax."""
+  graphdef, params = nnx.split(create_model(draw_config, init_key))
+  params = nnx.to_pure_dict(params)
+  state = dict(step=jnp.zeros((), jnp.int32), params=params,
+               opt_state=optimizer.init(params))
+  return graphdef, state
+
+
+def abstract_state(draw_config, optimizer, init_key):
+  """Shapes and dtypes of the train state, without allocating it."""
+  return jax.eval_shape(lambda: initial_state(draw_config, optimizer, init_key)[1])
+
+
+def parameter_count(params):
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+
+
+def model_config_dict(draw_config):
+  return dataclasses.asdict(draw_config)
+
+
+# ---- a trained model, for --mode=eval and --mode=sample -------------------
+
+
+@dataclasses.dataclass
+class TrainedRun:
+  draw_config: draw_model.DrawConfig
+  graphdef: object
+  params: dict
+  step: int
+  mesh: object
+  splits: input_pipeline.Splits
+
+
+def run_keys(seed):
+  """Independent streams for init, data order and training noise."""
+  init_key, data_key, train_key = jax.random.split(jax.random.key(seed), 3)
+  return init_key, data_key, train_key
+
+
+def load_trained(config, workdir):
+  """Validates config, then restores its checkpoint (eval.step, or latest)."""
+  draw_config = validate(config)
+  mesh = make_mesh()
+  optimizer = create_optimizer(config.train)
+  init_key, _, _ = run_keys(config.train.seed)
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: create_model(draw_config, init_key)))
+  manager = checkpoints.make_manager(workdir, read_only=True)
+  step = None if config.eval.step < 0 else config.eval.step
+  state = checkpoints.restore_latest(
+      manager, abstract_state(draw_config, optimizer, init_key), draw_config,
+      replicated(mesh), step=step)
+  if state is None:
+    raise FileNotFoundError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}'
+                            '; train first with --mode=train')
+  splits = input_pipeline.load_splits(config.data.name, config.data.dir)
+  return TrainedRun(draw_config, graphdef, state['params'], int(state['step']),
+                    mesh, splits)

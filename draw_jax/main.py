@@ -1,0 +1,56 @@
+"""The draw_jax program: flags in, hand-off to train, eval or sample.
+
+  python -m draw_jax.main --config=configs/mnist_attn.py --workdir=/tmp/draw
+"""
+import logging as std_logging
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from draw_jax import checkpoints
+from draw_jax import evaluate
+from draw_jax import experiment
+from draw_jax import input_pipeline
+from draw_jax import sampling
+from draw_jax import train
+
+config_flags.DEFINE_config_file(
+    'config', None, 'A configs/*.py file, optionally with :name=value,...',
+    lock_config=True)
+flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and samples go.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'], 'What to run.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+MODES = {
+    'train': train.train_and_evaluate,
+    'eval': evaluate.evaluate,
+    'sample': sampling.sample,
+}
+# Errors caused by the user's input: one clear line and exit code 1.
+USER_ERRORS = (experiment.ConfigError, input_pipeline.DataError,
+               checkpoints.CheckpointMismatchError,
+               checkpoints.NoReadableCheckpointError, train.WorkdirError,
+               train.NonFiniteLossError, FileNotFoundError)
+
+
+def _quiet_orbax(record):
+  """Keeps Orbax's per-save INFO lines out of the progress log."""
+  return 'orbax' not in record.pathname or record.levelno >= std_logging.WARNING
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_quiet_orbax)
+  try:
+    MODES[flags.FLAGS.mode](flags.FLAGS.config, flags.FLAGS.workdir)
+  except USER_ERRORS as error:
+    logging.error('%s', error)
+    sys.exit(f'error: {error}')
+
+
+if __name__ == '__main__':
+  app.run(main)

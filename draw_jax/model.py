@@ -1,0 +1,235 @@
+"""The DRAW network (paper section 2) as a Flax NNX module.
+
+Initial state: the LSTM states and the canvas all start at zero (fixed, not
+learned), so sigma(c_0) = 0.5 everywhere, as in the paper's formulation.
+"""
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from flax import struct
+
+from draw_jax import attention
+from draw_jax import objectives
+
+_NUM_ATTENTION_PARAMS = 5
+_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class DrawConfig:
+  """Everything that fixes the network's shape."""
+  height: int = 28
+  width: int = 28
+  channels: int = 1
+  T: int = 64
+  enc_size: int = 256
+  dec_size: int = 256
+  z_size: int = 100
+  read_n: int = 2
+  write_n: int = 5
+  attention: bool = True
+  # Matmul input dtype; parameters, canvas, KL and loss stay float32.
+  compute_dtype: str = 'float32'
+
+  def __post_init__(self):
+    for name in ('height', 'width', 'channels', 'T', 'enc_size', 'dec_size',
+                 'z_size', 'read_n', 'write_n'):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f'model.{name} must be an integer >= 1, got {value!r}')
+    largest_side = max(self.height, self.width)
+    for name in ('read_n', 'write_n'):
+      if self.attention and getattr(self, name) > largest_side:
+        raise ValueError(
+            f'model.{name}={getattr(self, name)} is larger than the '
+            f'{self.height}x{self.width} image')
+    if self.compute_dtype not in _DTYPES:
+      raise ValueError(f'model.compute_dtype must be one of {sorted(_DTYPES)}, '
+                       f'got {self.compute_dtype!r}')
+
+  @property
+  def image_shape(self):
+    return (self.height, self.width, self.channels)
+
+  @property
+  def read_size(self):
+    """Length of r_t: glimpses of x and x_hat, or both whole images."""
+    per_image = self.read_n**2 if self.attention else self.height * self.width
+    return 2 * per_image * self.channels
+
+  @property
+  def write_size(self):
+    side_area = self.write_n**2 if self.attention else self.height * self.width
+    return side_area * self.channels
+
+
+@struct.dataclass
+class DrawOutput:
+  """What one training pass computes; leading axes [T, batch] per step."""
+  canvas_logits_per_step: jnp.ndarray  # [T, batch, H, W, C]
+  canvas_logits: jnp.ndarray  # [batch, H, W, C], c_T
+  kl_per_step: jnp.ndarray  # [T, batch]
+  posterior_mean: jnp.ndarray  # [T, batch, z]
+  posterior_log_std: jnp.ndarray  # [T, batch, z]
+  z: jnp.ndarray  # [T, batch, z]
+  read_params: Optional[attention.AttentionParams]  # fields [T, batch]
+  write_params: Optional[attention.AttentionParams]  # fields [T, batch]
+
+
+@struct.dataclass
+class GenerationOutput:
+  canvas_logits_per_step: jnp.ndarray  # [T, num_samples, H, W, C]
+  write_params: Optional[attention.AttentionParams]  # fields [T, num_samples]
+
+
+class LSTMCell(nnx.Module):
+  """An LSTM cell with one fused gate matmul over [inputs, h]."""
+
+  def __init__(self, in_features, hidden_size, *, dtype, rngs):
+    self.gates = nnx.Linear(in_features + hidden_size, 4 * hidden_size,
+                            dtype=dtype, rngs=rngs)
+
+  def __call__(self, state, inputs):
+    hidden, cell = state
+    gates = self.gates(jnp.concatenate([inputs, hidden], axis=-1))
+    input_gate, forget_gate, candidate, output_gate = jnp.split(
+        gates.astype(jnp.float32), 4, axis=-1)
+    cell = (jax.nn.sigmoid(forget_gate) * cell +
+            jax.nn.sigmoid(input_gate) * jnp.tanh(candidate))
+    hidden = jax.nn.sigmoid(output_gate) * jnp.tanh(cell)
+    return hidden, cell
+
+
+@struct.dataclass
+class StepState:
+  """The scan carry: the canvas c_{t-1} and both LSTM states."""
+  canvas_logits: jnp.ndarray
+  encoder: tuple
+  decoder: tuple
+
+
+class Draw(nnx.Module):
+  """DRAW: encoder and decoder LSTMs with read/write attention."""
+
+  def __init__(self, config: DrawConfig, *, rngs: nnx.Rngs):
+    self.config = config
+    dtype = _DTYPES[config.compute_dtype]
+    self.encoder = LSTMCell(config.read_size + config.dec_size,
+                            config.enc_size, dtype=dtype, rngs=rngs)
+    self.decoder = LSTMCell(config.z_size, config.dec_size, dtype=dtype,
+                            rngs=rngs)
+    # mu and log sigma are linear in h_enc (eq. (1)-(2)).
+    self.posterior = nnx.Linear(config.enc_size, 2 * config.z_size,
+                                dtype=dtype, rngs=rngs)
+    self.write_patch = nnx.Linear(config.dec_size, config.write_size,
+                                  dtype=dtype, rngs=rngs)
+    if config.attention:
+      self.read_attention = nnx.Linear(config.dec_size, _NUM_ATTENTION_PARAMS,
+                                       rngs=rngs)
+      self.write_attention = nnx.Linear(config.dec_size, _NUM_ATTENTION_PARAMS,
+                                        rngs=rngs)
+
+  # ---- state -------------------------------------------------------------
+
+  def initial_state(self, batch_size):
+    c = self.config
+    zeros = lambda size: jnp.zeros((batch_size, size), jnp.float32)
+    return StepState(
+        canvas_logits=jnp.zeros((batch_size,) + c.image_shape, jnp.float32),
+        encoder=(zeros(c.enc_size), zeros(c.enc_size)),
+        decoder=(zeros(c.dec_size), zeros(c.dec_size)))
+
+  # ---- read and write (eq. (3), (4) and section 3) -----------------------
+
+  def _read(self, images, error_images, decoder_hidden):
+    """r_t = read(x, x_hat, h_dec_{t-1}), flattened to [batch, read_size]."""
+    both = jnp.concatenate([images, error_images], axis=-1)
+    batch = images.shape[0]
+    if not self.config.attention:
+      return both.reshape(batch, -1), None
+    c = self.config
+    params = attention.attention_params(
+        self.read_attention(decoder_hidden), c.height, c.width, c.read_n)
+    # One filterbank per example serves x and x_hat: they are read as channels.
+    glimpses = jax.vmap(attention.read, in_axes=(0, 0, None))(
+        both, params, c.read_n)
+    return glimpses.reshape(batch, -1), params
+
+  def _write(self, decoder_hidden):
+    """write(h_dec_t), shaped like the canvas."""
+    c = self.config
+    batch = decoder_hidden.shape[0]
+    patch = self.write_patch(decoder_hidden).astype(jnp.float32)
+    if not c.attention:
+      return patch.reshape((batch,) + c.image_shape), None
+    params = attention.attention_params(
+        self.write_attention(decoder_hidden), c.height, c.width, c.write_n)
+    patch = patch.reshape(batch, c.write_n, c.write_n, c.channels)
+    canvas_update = jax.vmap(attention.write, in_axes=(0, 0, None, None))(
+        patch, params, c.height, c.width)
+    return canvas_update, params
+
+  # ---- one step of the training pass -------------------------------------
+
+  def step(self, state: StepState, images, noise):
+    """One time step of eq. (3)-(8); returns the new state and per-step values."""
+    error_images = images - jax.nn.sigmoid(state.canvas_logits)  # eq. (3)
+    read_vector, read_params = self._read(images, error_images,
+                                          state.decoder[0])  # eq. (4)
+    encoder_state = self.encoder(
+        state.encoder,
+        jnp.concatenate([read_vector, state.decoder[0]], axis=-1))  # eq. (5)
+    mean, log_std = jnp.split(
+        self.posterior(encoder_state[0]).astype(jnp.float32), 2, axis=-1)
+    z = mean + jnp.exp(log_std) * noise  # eq. (6), reparameterised
+    decoder_state = self.decoder(state.decoder, z)  # eq. (7)
+    canvas_update, write_params = self._write(decoder_state[0])
+    canvas_logits = state.canvas_logits + canvas_update  # eq. (8)
+    new_state = StepState(canvas_logits, encoder_state, decoder_state)
+    per_step = dict(canvas_logits=canvas_logits,
+                    kl=objectives.gaussian_kl(mean, log_std),
+                    mean=mean, log_std=log_std, z=z,
+                    read_params=read_params, write_params=write_params)
+    return new_state, per_step
+
+  def __call__(self, images, key) -> DrawOutput:
+    """The training pass over T steps on images [batch, H, W, C] in [0, 1]."""
+    c = self.config
+    batch = images.shape[0]
+    # All T steps' noise is drawn up front, so the scan body holds no RNG.
+    noise_TxBxZ = jax.random.normal(key, (c.T, batch, c.z_size))
+    final_state, per_step = jax.lax.scan(
+        lambda state, noise: self.step(state, images, noise),
+        self.initial_state(batch), noise_TxBxZ)
+    return DrawOutput(
+        canvas_logits_per_step=per_step['canvas_logits'],
+        canvas_logits=final_state.canvas_logits,
+        kl_per_step=per_step['kl'],
+        posterior_mean=per_step['mean'],
+        posterior_log_std=per_step['log_std'],
+        z=per_step['z'],
+        read_params=per_step['read_params'],
+        write_params=per_step['write_params'])
+
+  # ---- generation (section 2.3) ------------------------------------------
+
+  def generate(self, key, num_samples) -> GenerationOutput:
+    """Runs the decoder alone with z_t ~ N(0, I)."""
+    c = self.config
+    noise_TxBxZ = jax.random.normal(key, (c.T, num_samples, c.z_size))
+
+    def decoder_step(carry, z):
+      canvas_logits, decoder_state = carry
+      decoder_state = self.decoder(decoder_state, z)
+      canvas_update, write_params = self._write(decoder_state[0])
+      canvas_logits = canvas_logits + canvas_update
+      return (canvas_logits, decoder_state), (canvas_logits, write_params)
+
+    initial = self.initial_state(num_samples)
+    _, (canvases, write_params) = jax.lax.scan(
+        decoder_step, (initial.canvas_logits, initial.decoder), noise_TxBxZ)
+    return GenerationOutput(canvas_logits_per_step=canvases,
+                            write_params=write_params)

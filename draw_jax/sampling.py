@@ -1,0 +1,150 @@
+"""Generated samples, reconstructions and attention pictures, written to disk.
+
+Used by the trainer at every evaluation and by --mode=sample.
+"""
+import os
+
+import jax
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from draw_jax import evaluate
+from draw_jax import experiment
+from draw_jax import input_pipeline
+from draw_jax import visualize
+
+OUTPUTS = ('grid', 'evolution', 'gif', 'reconstruction', 'filters')
+# Beyond this many, samples are made in chunks and only final canvases kept:
+# all T canvases of 10,000 MNIST samples at T = 64 would take 2 GB.
+_GENERATION_CHUNK = 1000
+_ANIMATED_SAMPLES = 64
+
+
+def parse_outputs(outputs):
+  names = [name.strip() for name in outputs.split(',') if name.strip()]
+  unknown = sorted(set(names) - set(OUTPUTS))
+  if unknown:
+    raise experiment.ConfigError(f'sample.outputs has unknown {unknown}; '
+                                 f'choose from {OUTPUTS}')
+  return names
+
+
+class Sampler:
+  """Jitted generation and reconstruction for one model shape."""
+
+  def __init__(self, graphdef, draw_config, mesh, binarization):
+    self._graphdef = graphdef
+    self.draw_config = draw_config
+    self._mesh = mesh
+    self._binarization = binarization
+    replicated = experiment.replicated(mesh)
+    self._generate = jax.jit(self._generate_all, static_argnums=2,
+                             out_shardings=replicated)
+    self._final = jax.jit(self._final_canvases, static_argnums=2,
+                          out_shardings=replicated)
+    self._reconstruct = jax.jit(self._reconstruct_all, out_shardings=replicated)
+
+  def _generate_all(self, params, key, num_samples):
+    return nnx.merge(self._graphdef, params).generate(key, num_samples)
+
+  def _final_canvases(self, params, key, num_samples):
+    generated = self._generate_all(params, key, num_samples)
+    return jax.nn.sigmoid(generated.canvas_logits_per_step[-1])
+
+  def _reconstruct_all(self, params, images, key):
+    binary = input_pipeline.binarize(images, self._binarization,
+                                     jax.random.fold_in(key, 1))
+    return binary, nnx.merge(self._graphdef, params)(binary, key)
+
+  def generate(self, params, key, num_samples):
+    """All T canvases (logits) and write windows of num_samples samples."""
+    return jax.device_get(self._generate(params, key, num_samples))
+
+  def final_samples(self, params, key, num_samples):
+    """Final canvas probabilities [n, H, W, C], made in sharded chunks."""
+    chunks = []
+    for index, start in enumerate(range(0, num_samples, _GENERATION_CHUNK)):
+      size = min(_GENERATION_CHUNK, num_samples - start)
+      chunks.append(np.asarray(
+          self._final(params, jax.random.fold_in(key, index), size)))
+    return np.concatenate(chunks)
+
+  def reconstruct(self, params, images_uint8, key):
+    binary, output = self._reconstruct(params, images_uint8, key)
+    return np.asarray(binary), jax.device_get(output)
+
+
+def write_samples(sampler, params, directory, key, sample_config, test_images,
+                  writer=None, step=0):
+  """Writes every output named in sample_config.outputs; returns their paths."""
+  os.makedirs(directory, exist_ok=True)
+  outputs = parse_outputs(sample_config.outputs)
+  config = sampler.draw_config
+  write_n = config.write_n if config.attention else None
+  read_n = config.read_n if config.attention else None
+  paths = {}
+  animated = min(sample_config.num_samples, _ANIMATED_SAMPLES)
+  generated = sampler.generate(params, key, animated)
+  canvases = visualize.sigmoid(generated.canvas_logits_per_step)
+  if 'grid' in outputs:
+    finals = (sampler.final_samples(params, key, sample_config.num_samples)
+              if sample_config.num_samples > animated else canvases[-1])
+    grid = visualize.sample_grid(finals)
+    paths['grid'] = visualize.save_png(os.path.join(directory, 'samples.png'), grid)
+    if writer:
+      writer.image(step, 'samples', grid)
+  if 'evolution' in outputs:
+    evolution = visualize.evolution_grid(canvases[:, :16])
+    paths['evolution'] = visualize.save_png(
+        os.path.join(directory, 'evolution.png'), evolution)
+    if writer:
+      writer.image(step, 'evolution', evolution)
+  if 'gif' in outputs:
+    paths['gif'] = visualize.save_canvas_gif(
+        os.path.join(directory, 'samples.gif'), canvases,
+        write_params=generated.write_params, write_n=write_n,
+        upscale=sample_config.upscale,
+        frame_duration=sample_config.gif_frame_seconds,
+        hold_frames=sample_config.gif_hold_frames)
+  if 'reconstruction' in outputs or 'filters' in outputs:
+    images = evaluate.strided_subset(test_images, min(animated, 16))
+    _, output = sampler.reconstruct(params, images, key)
+    if 'reconstruction' in outputs:
+      paths['reconstruction'] = visualize.save_canvas_gif(
+          os.path.join(directory, 'reconstruction.gif'),
+          visualize.sigmoid(output.canvas_logits_per_step),
+          write_params=output.write_params, read_params=output.read_params,
+          write_n=write_n, read_n=read_n, upscale=sample_config.upscale,
+          frame_duration=sample_config.gif_frame_seconds,
+          hold_frames=sample_config.gif_hold_frames)
+    if 'filters' in outputs and config.attention:
+      paths.update(_write_filter_images(directory, output, config))
+  logging.info('wrote %s', ', '.join(sorted(paths.values())))
+  return paths
+
+
+def _write_filter_images(directory, output, config):
+  """The read and write filterbanks of the first image at the middle step."""
+  middle = config.T // 2
+  paths = {}
+  for name, params, glimpse in (('read', output.read_params, config.read_n),
+                                ('write', output.write_params, config.write_n)):
+    one = jax.tree.map(lambda field: field[middle, 0], params)
+    image = visualize.filterbank_image(one, config.height, config.width, glimpse)
+    paths[f'{name}_filters'] = visualize.save_png(
+        os.path.join(directory, f'{name}_filters.png'), image)
+  return paths
+
+
+def sample(config, workdir):
+  """--mode=sample: writes every output from a checkpoint into workdir/samples."""
+  run = experiment.load_trained(config, workdir)
+  sampler = Sampler(run.graphdef, run.draw_config, run.mesh,
+                    experiment.binarization(config))
+  directory = os.path.join(workdir, 'samples', f'step_{run.step}')
+  key = jax.random.key(config.sample.seed)
+  if jax.process_index() != 0:
+    return {}
+  return write_samples(sampler, run.params, directory, key, config.sample,
+                       run.splits.test)

@@ -1,0 +1,333 @@
+"""Training: the jitted step, the loop, evaluation, checkpoints and resume.
+
+Every random choice is derived from (seed, step), so a run stopped at any
+checkpoint and resumed gives the same parameters as one that never stopped.
+"""
+import json
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from draw_jax import checkpoints
+from draw_jax import evaluate
+from draw_jax import experiment
+from draw_jax import input_pipeline
+from draw_jax import metrics
+from draw_jax import objectives
+from draw_jax import sampling
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss or a gradient became NaN or Inf; the message names the step."""
+
+
+class WorkdirError(OSError):
+  """The workdir cannot be created or written."""
+
+
+def batch_indices(step, data_key, num_examples, batch_size):
+  """The step's example indices: epoch-wise shuffles, a pure function of step."""
+  steps_per_epoch = num_examples // batch_size
+  epoch = step // steps_per_epoch
+  order = jax.random.permutation(jax.random.fold_in(data_key, epoch),
+                                 num_examples)
+  return jax.lax.dynamic_slice_in_dim(
+      order, (step % steps_per_epoch) * batch_size, batch_size)
+
+
+def make_train_step(graphdef, optimizer, mesh, config, data_key, train_key,
+                    num_examples):
+  """The jitted step: gathers its batch on the device, donates the state."""
+  batch_size = config.train.batch_size
+  method = experiment.binarization(config)
+
+  def loss_fn(params, images, key):
+    output = nnx.merge(graphdef, params)(images, key)
+    terms = objectives.negative_elbo(output, images)
+    return jnp.mean(terms.total), terms
+
+  def train_step(state, train_images):
+    step = state['step']
+    indices = batch_indices(step, data_key, num_examples, batch_size)
+    batch = jax.lax.with_sharding_constraint(
+        train_images[indices], experiment.batch_sharded(mesh))
+    step_key = jax.random.fold_in(train_key, step)
+    images = input_pipeline.binarize(batch, method, jax.random.fold_in(step_key, 1))
+    (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state['params'], images, step_key)
+    updates, opt_state = optimizer.update(grads, state['opt_state'],
+                                          state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    step_metrics = dict(loss=loss, reconstruction=jnp.mean(terms.reconstruction),
+                        kl=jnp.mean(terms.kl), grad_norm=optax.tree.norm(grads))
+    return dict(step=step + 1, params=params, opt_state=opt_state), step_metrics
+
+  replicated = experiment.replicated(mesh)
+  return jax.jit(train_step, in_shardings=(replicated, replicated),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def skipped_updates(opt_state):
+  """How many non-finite updates optax.apply_if_finite has skipped, or 0."""
+  return int(getattr(opt_state, 'total_notfinite', 0))
+
+
+def prepare_workdir(workdir):
+  """Creates workdir and proves it writable before any training time is spent."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f'.write_test_{os.getpid()}')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as error:
+    raise WorkdirError(f'workdir {workdir} is not writable: {error.strerror}') from None
+
+
+class _StopSignal:
+  """Turns SIGTERM (what preemption sends) into a checkpoint-and-exit."""
+
+  def __init__(self):
+    self.received = False
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: leave signals alone
+      self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.received = True
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+class _Progress:
+  """Averages step metrics and logs one progress line per log_every steps."""
+
+  def __init__(self, writer, total_steps, batch_size, first_step):
+    self._writer = writer
+    self._total = total_steps
+    self._batch = batch_size
+    self._sums = {}
+    self._count = 0
+    self._since = time.time()
+    self._steps_at_since = first_step
+
+  def add(self, step_metrics):
+    for name, value in step_metrics.items():
+      self._sums[name] = self._sums.get(name, 0.0) + float(value)
+    self._count += 1
+
+  def restart_clock(self, step):
+    """Leaves evaluation and sampling time out of the next steps/s figure."""
+    self._since, self._steps_at_since = time.time(), step
+
+  def report(self, step, extra=None):
+    if not self._count:
+      return
+    elapsed = time.time() - self._since
+    steps_per_sec = (step - self._steps_at_since) / max(elapsed, 1e-9)
+    means = {f'train_{name}': value / self._count
+             for name, value in self._sums.items()}
+    means.update(steps_per_sec=steps_per_sec,
+                 images_per_sec=steps_per_sec * self._batch, **(extra or {}))
+    self._writer.scalars(step, means)
+    remaining = (self._total - step) / max(steps_per_sec, 1e-9)
+    logging.info('step %d/%d | %.2f steps/s | %.0f img/s | loss %.2f '
+                 '(rec %.2f, kl %.2f) | %s left', step, self._total,
+                 steps_per_sec, means['images_per_sec'], means['train_loss'],
+                 means['train_reconstruction'], means['train_kl'],
+                 _duration(remaining))
+    self._sums, self._count = {}, 0
+    self._since, self._steps_at_since = time.time(), step
+
+
+def _duration(seconds):
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f'{hours}h{minutes:02d}m{seconds:02d}s'
+
+
+def _check_finite(step, step_metrics, manager):
+  if not all(np.isfinite(float(v)) for v in step_metrics.values()):
+    raise NonFiniteLossError(
+        f'non-finite loss or gradient at step {step} ({_format(step_metrics)}); '
+        f'the last good checkpoint (step {manager.latest_step()}) is kept. '
+        'Lower train.learning_rate or set train.skip_nonfinite_updates=True.')
+
+
+def _format(step_metrics):
+  return ', '.join(f'{k}={float(v):.4g}' for k, v in step_metrics.items())
+
+
+def _write_config(workdir, config):
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+def train_and_evaluate(config, workdir):
+  """Trains, evaluates and checkpoints in workdir, resuming what is there."""
+  draw_config = experiment.validate(config)
+  splits = input_pipeline.load_splits(config.data.name, config.data.dir)
+  prepare_workdir(workdir)
+  mesh = experiment.make_mesh()
+  optimizer = experiment.create_optimizer(config.train)
+  init_key, data_key, train_key = experiment.run_keys(config.train.seed)
+  graphdef, fresh_state = experiment.initial_state(draw_config, optimizer, init_key)
+  manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
+  # Refuses a workdir of another model before anything in it is written.
+  state = checkpoints.restore_latest(
+      manager, jax.eval_shape(lambda: fresh_state), draw_config,
+      experiment.replicated(mesh))
+  if state is None:
+    state = jax.device_put(fresh_state, experiment.replicated(mesh))
+  del fresh_state
+  is_chief = jax.process_index() == 0
+  if is_chief:
+    _write_config(workdir, config)
+  writer = metrics.MetricWriter(workdir, enabled=is_chief)
+  step = int(state['step'])
+  logging.info('%s at step %d: %d parameters, %s on %d %s device(s)',
+               'resuming' if step else 'starting', step,
+               experiment.parameter_count(state['params']), config.data.name,
+               jax.device_count(), jax.default_backend())
+
+  train_images = jax.device_put(splits.train, experiment.replicated(mesh))
+  train_step = make_train_step(graphdef, optimizer, mesh, config, data_key,
+                               train_key, splits.train.shape[0])
+  binarization = experiment.binarization(config)
+  evaluator = evaluate.Evaluator(graphdef, mesh, binarization, config.eval,
+                                 config.train.seed)
+  sampler = sampling.Sampler(graphdef, draw_config, mesh, binarization)
+  loop = _Loop(config, workdir, draw_config, manager, writer, evaluator,
+               sampler, splits)
+  try:
+    state = loop.run(state, train_step, train_images)
+  finally:
+    manager.wait_until_finished()
+    writer.close()
+  return state
+
+
+class _Loop:
+  """The host side of training: dispatch, logging, evaluation, checkpoints."""
+
+  def __init__(self, config, workdir, draw_config, manager, writer, evaluator,
+               sampler, splits):
+    self.config = config
+    self.workdir = workdir
+    self.draw_config = draw_config
+    self.manager = manager
+    self.writer = writer
+    self.evaluator = evaluator
+    self.sampler = sampler
+    self.splits = splits
+    self._evaluated = {}  # step -> validation metrics, to not repeat them
+    self._saved = set(manager.all_steps())
+
+  def run(self, state, train_step, train_images):
+    train = self.config.train
+    step = int(state['step'])
+    progress = _Progress(self.writer, train.num_steps, train.batch_size, step)
+    stop = _StopSignal()
+    started = time.time()
+    budget = train.time_budget_minutes * 60.0
+    pending = None  # (step, metrics) read one step late, keeping dispatch async
+    try:
+      while step < train.num_steps:
+        state, step_metrics = train_step(state, train_images)
+        step += 1
+        if pending is not None:
+          self._absorb(pending, progress)
+        pending = (step, step_metrics)
+        out_of_time = budget > 0 and time.time() - started > budget
+        if stop.received or out_of_time or self._due(step):
+          self._absorb(pending, progress)
+          pending = None
+          self._step_boundary(state, step, progress)
+        if stop.received:
+          logging.warning('SIGTERM: checkpointed step %d; exiting', step)
+          self.manager.wait_until_finished()
+          return state
+        if out_of_time:
+          logging.info('time budget of %.1f min spent at step %d',
+                       train.time_budget_minutes, step)
+          break
+      if pending is not None:
+        self._absorb(pending, progress)
+      self._finish(state, step, progress)
+      return state
+    finally:
+      stop.restore()
+
+  def _due(self, step):
+    train = self.config.train
+    return (step % train.log_every == 0 or step % train.checkpoint_every == 0 or
+            step % train.eval_every == 0 or step == train.num_steps)
+
+  def _absorb(self, pending, progress):
+    step, step_metrics = pending
+    step_metrics = jax.device_get(step_metrics)
+    _check_finite(step, step_metrics, self.manager)
+    progress.add(step_metrics)
+
+  def _step_boundary(self, state, step, progress):
+    train = self.config.train
+    if step % train.log_every == 0:
+      progress.report(step, dict(skipped_updates=skipped_updates(state['opt_state'])))
+    if step % train.eval_every == 0:
+      self._validate(state, step)
+    if step % train.checkpoint_every == 0:
+      self._save(state, step, self._evaluated.get(step))
+    progress.restart_clock(step)
+
+  def _validate(self, state, step):
+    """Validation ELBO and samples, once per step whatever asks for them."""
+    if step not in self._evaluated:
+      self._evaluated[step] = self._evaluate(state, step, 'valid', iw_samples=0)
+      self._write_samples(state, step)
+      self._save(state, step, self._evaluated[step])
+    return self._evaluated[step]
+
+  def _save(self, state, step, eval_metrics=None):
+    if step in self._saved:
+      return
+    self._saved.add(step)
+    saved_metrics = None
+    if eval_metrics is not None:
+      saved_metrics = {checkpoints.BEST_METRIC: eval_metrics['valid_neg_elbo']}
+    checkpoints.save(self.manager, step, state, self.draw_config, saved_metrics)
+
+  def _evaluate(self, state, step, split, iw_samples):
+    results = evaluate.evaluate_split(self.evaluator, state['params'],
+                                      getattr(self.splits, split), iw_samples,
+                                      split)
+    self.writer.scalars(step, results)
+    logging.info('step %d %s', step, _format(results))
+    return results
+
+  def _write_samples(self, state, step):
+    if jax.process_index() != 0:
+      return
+    directory = os.path.join(self.workdir, 'samples', f'step_{step}')
+    key = jax.random.key(self.config.sample.seed)
+    sampling.write_samples(self.sampler, state['params'], directory, key,
+                           self.config.sample, self.splits.test, self.writer, step)
+
+  def _finish(self, state, step, progress):
+    """Final checkpoint, validation and test evaluation, samples."""
+    progress.report(step)
+    valid = self._validate(state, step)
+    test = self._evaluate(state, step, 'test', self.config.eval.iw_samples)
+    if jax.process_index() == 0:
+      with open(os.path.join(self.workdir, f'eval_{step}.json'), 'w') as f:
+        json.dump(dict(step=step, **valid, **test), f, indent=2)

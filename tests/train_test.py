@@ -1,0 +1,202 @@
+"""The program end to end on real data: train, resume, eval, sample, errors."""
+import json
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+import pytest
+from tensorboardX.proto import event_pb2
+
+from configs import smoke
+from draw_jax import checkpoints
+from draw_jax import evaluate
+from draw_jax import experiment
+from draw_jax import input_pipeline
+from draw_jax import sampling
+from draw_jax import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _config(data_dir, arg=None, **train_fields):
+  config = smoke.get_config(arg)
+  config.data.dir = data_dir
+  config.train.update(train_fields)
+  return config
+
+
+def _leaves(state):
+  return [np.asarray(leaf) for leaf in jax.tree.leaves(state['params'])]
+
+
+def _read_events(path):
+  """Decodes a TensorBoard event file (TFRecord framing) into Event protos."""
+  events, data = [], path.read_bytes()
+  offset = 0
+  while offset < len(data):
+    (length,) = struct.unpack('<Q', data[offset:offset + 8])
+    record = data[offset + 12:offset + 12 + length]
+    events.append(event_pb2.Event.FromString(record))
+    offset += 12 + length + 4
+  return events
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, data_dir):
+  workdir = tmp_path_factory.mktemp('smoke')
+  config = _config(data_dir)
+  state = train.train_and_evaluate(config, str(workdir))
+  return config, workdir, state
+
+
+def test_training_writes_every_artefact(trained):
+  config, workdir, state = trained
+  assert int(state['step']) == config.train.num_steps
+  assert set(os.listdir(workdir / 'checkpoints')) >= {'10', '20'}
+  lines = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  train_lines = [line for line in lines if 'train_loss' in line]
+  assert [line['step'] for line in train_lines] == [5, 10, 15, 20]
+  assert all(np.isfinite(line['train_loss']) for line in train_lines)
+  assert any('valid_neg_elbo' in line for line in lines)
+  events = _read_events(next((workdir / 'tensorboard').glob('events.out.tfevents.*')))
+  tags = {value.tag for event in events for value in event.summary.value}
+  assert {'train_loss', 'valid_neg_elbo', 'samples'} <= tags
+  samples = workdir / 'samples' / 'step_20'
+  grid = iio.imread(samples / 'samples.png')
+  assert grid.ndim == 3 and grid.shape[-1] == 3 and grid.dtype == np.uint8
+  frames = iio.imread(samples / 'samples.gif', index=None)
+  assert 1 < frames.shape[0] <= config.model.T
+  saved_config = json.loads((workdir / 'config.json').read_text())
+  assert saved_config['model']['T'] == config.model.T
+  final = json.loads((workdir / 'eval_20.json').read_text())
+  assert np.isfinite(final['test_neg_elbo']) and final['test_neg_elbo'] > 0
+
+
+def test_resume_gives_the_same_parameters(tmp_path, data_dir):
+  straight = train.train_and_evaluate(
+      _config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
+      str(tmp_path / 'straight'))
+  train.train_and_evaluate(
+      _config(data_dir, num_steps=6, checkpoint_every=6, eval_every=100),
+      str(tmp_path / 'resumed'))
+  resumed = train.train_and_evaluate(
+      _config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
+      str(tmp_path / 'resumed'))
+  assert int(resumed['step']) == 12
+  for a, b in zip(_leaves(straight), _leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, data_dir):
+  runs = [train.train_and_evaluate(_config(data_dir, num_steps=3, seed=seed,
+                                           eval_every=100),
+                                   str(tmp_path / f'run{i}'))
+          for i, seed in enumerate((0, 0, 1))]
+  for a, b in zip(_leaves(runs[0]), _leaves(runs[1])):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b)
+             for a, b in zip(_leaves(runs[0]), _leaves(runs[2])))
+
+
+def test_eval_mode_iw_bound_is_no_worse_than_elbo(trained):
+  config, workdir, _ = trained
+  config = _config(config.data.dir)
+  config.eval.update(iw_samples=8, iw_examples=0, split='valid')
+  results = evaluate.evaluate(config, str(workdir))
+  assert np.isfinite(results['valid_neg_elbo'])
+  assert np.isfinite(results['valid_iw8_nll'])
+  assert results['valid_iw8_nll'] <= results['valid_neg_elbo']
+  assert (workdir / 'eval_20.json').exists()
+
+
+def test_sample_mode_writes_decodable_images(trained):
+  config, workdir, _ = trained
+  config = _config(config.data.dir)
+  config.sample.num_samples = 100  # more than one GIF holds: chunked generation
+  paths = sampling.sample(config, str(workdir))
+  assert set(paths) == {'grid', 'evolution', 'gif', 'reconstruction',
+                        'read_filters', 'write_filters'}
+  grid = iio.imread(paths['grid'])
+  assert grid.shape[0] > 10 * 28  # a 10 x 10 grid
+  for name in ('gif', 'reconstruction'):
+    assert iio.imread(paths[name], index=None).shape[0] > 1
+
+
+def test_batch_indices_cover_each_epoch_once():
+  key = jax.random.key(0)
+  seen = np.concatenate([np.asarray(train.batch_indices(step, key, 100, 10))
+                         for step in range(10)])
+  np.testing.assert_array_equal(np.sort(seen), np.arange(100))
+  next_epoch = np.asarray(train.batch_indices(10, key, 100, 10))
+  assert not np.array_equal(next_epoch, seen[:10])
+
+
+# ---- bad input: a clear error, and the workdir left as it was -------------
+
+
+def _snapshot(directory):
+  return {str(path.relative_to(directory)): path.stat().st_mtime_ns
+          for path in pathlib.Path(directory).rglob('*')}
+
+
+@pytest.mark.parametrize('arg,message', [
+    ('T=0', 'model.T must be an integer >= 1'),
+    ('read=29', 'model.read_n=29 is larger than the 28x28 image'),
+    ('write=0', 'model.write_n must be an integer >= 1'),
+    ('lr=0.0', 'train.learning_rate must be > 0'),
+    ('batch=0', 'train.batch_size must be > 0'),
+    ('data.name="cifar"', "data.name='cifar' is unknown"),
+    ('data.binarization="otsu"', "data.binarization='otsu' is unknown"),
+])
+def test_bad_config_values_are_named(arg, message, data_dir, trained):
+  _, workdir, _ = trained
+  before = _snapshot(workdir)
+  with pytest.raises(experiment.ConfigError, match=message.replace('(', r'\(')):
+    train.train_and_evaluate(_config(data_dir, arg), str(workdir))
+  assert _snapshot(workdir) == before
+
+
+@pytest.mark.parametrize('arg,error', [('nonsense=1', KeyError),
+                                       ('T="sixty"', TypeError)])
+def test_unknown_field_and_wrong_type_are_refused(arg, error):
+  with pytest.raises(error):
+    smoke.get_config(arg)
+
+
+def test_incompatible_checkpoint_is_refused_and_kept(trained, data_dir):
+  _, workdir, _ = trained
+  before = _snapshot(workdir)
+  with pytest.raises(checkpoints.CheckpointMismatchError,
+                     match='z_size: checkpoint has 8, config has 9'):
+    train.train_and_evaluate(_config(data_dir, 'z=9'), str(workdir))
+  assert _snapshot(workdir) == before
+
+
+def test_missing_data_names_the_file(tmp_path):
+  with pytest.raises(input_pipeline.DataError, match='binarized_mnist'):
+    train.train_and_evaluate(_config(str(tmp_path / 'empty')), str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()
+
+
+def _run_main(*args, env_data_dir):
+  env = dict(os.environ, DRAW_DATA_DIR=env_data_dir, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'draw_jax.main', *args],
+                        cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=120)
+
+
+def test_program_exits_nonzero_with_one_line(tmp_path, data_dir):
+  result = _run_main('--config=configs/smoke.py:T=0', f'--workdir={tmp_path}',
+                     env_data_dir=data_dir)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      'error: model.T must be an integer >= 1, got 0')
+  unknown = _run_main('--config=configs/smoke.py', '--config.model.depth=3',
+                      f'--workdir={tmp_path}', env_data_dir=data_dir)
+  assert unknown.returncode != 0 and 'depth' in unknown.stderr
+  assert list(tmp_path.iterdir()) == []

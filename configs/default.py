@@ -62,10 +62,10 @@ def get_config(arg=None):
   ))
 
   config.eval = ml_collections.ConfigDict(dict(
-      batch_size=1000,
+      batch_size=1000,  # eval batches divide over up to 8 devices
       iw_samples=0,  # K > 0: also the importance-weighted NLL estimate
       iw_samples_per_pass=100,  # memory ~ batch_size_iw x samples_per_pass
-      iw_batch_size=100,
+      iw_batch_size=200,
       iw_examples=0,  # > 0: an evenly strided subset of the split, for speed
       split='test',  # for --mode=eval
       step=-1,  # checkpoint step for --mode=eval/sample; -1 is the latest

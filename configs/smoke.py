@@ -13,7 +13,8 @@ def get_config(arg=None):
                       read_n=2, write_n=3)
   config.train.update(batch_size=16, num_steps=20, checkpoint_every=10,
                       eval_every=10, log_every=5)
-  config.eval.update(batch_size=500, iw_samples=4, iw_samples_per_pass=2,
-                     iw_batch_size=100, iw_examples=200)
+  # Every batch divides over 1, 2, 4 or 8 devices, for the sharding tests.
+  config.eval.update(batch_size=1000, iw_samples=4, iw_samples_per_pass=2,
+                     iw_batch_size=200, iw_examples=200)
   config.sample.update(num_samples=9, upscale=2, gif_hold_frames=2)
   return default.apply_overrides(config, arg)

@@ -93,7 +93,8 @@ class Evaluator:
     for batch_index in range(on_device.shape[0] // batch_size):
       sums = self._elbo_batch(params, on_device, batch_index, batch_size, count)
       totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    return {name: float(value) / count for name, value in totals.items()}
+    return {name: float(value) / count
+            for name, value in experiment.to_host(totals).items()}
 
   def importance_weighted_nll(self, params, images, num_samples):
     """Mean -log p(x) estimate with K = num_samples, in nats."""
@@ -102,8 +103,8 @@ class Evaluator:
     on_device, count = self._on_device(images, batch_size)
     total = 0.0
     for batch_index in range(on_device.shape[0] // batch_size):
-      total += float(self._iw_batch(params, on_device, batch_index, batch_size,
-                                    num_samples, count))
+      total += float(experiment.to_host(self._iw_batch(
+          params, on_device, batch_index, batch_size, num_samples, count)))
     return total / count, count
 
 

@@ -138,6 +138,28 @@ def initial_state(draw_config, optimizer, init_key):
   return graphdef, state
 
 
+def graphdef_of(draw_config):
+  """The model's structure, without allocating its parameters."""
+  abstract_model = nnx.eval_shape(
+      lambda: create_model(draw_config, jax.random.key(0)))
+  return nnx.split(abstract_model)[0]
+
+
+def create_train_state(draw_config, optimizer, init_key, mesh):
+  """A fresh state, built by jit straight into its replicated sharding.
+
+  Every process computes the same state from the same key, so a
+  multi-process run needs no broadcast.
+  """
+  return jax.jit(lambda: initial_state(draw_config, optimizer, init_key)[1],
+                 out_shardings=replicated(mesh))()
+
+
+def to_host(tree):
+  """numpy copies of replicated arrays, also when they span several processes."""
+  return jax.tree.map(lambda leaf: np.asarray(leaf.addressable_data(0)), tree)
+
+
 def abstract_state(draw_config, optimizer, init_key):
   """Shapes and dtypes of the train state, without allocating it."""
   return jax.eval_shape(lambda: initial_state(draw_config, optimizer, init_key)[1])
@@ -176,7 +198,7 @@ def load_trained(config, workdir):
   mesh = make_mesh()
   optimizer = create_optimizer(config.train)
   init_key, _, _ = run_keys(config.train.seed)
-  graphdef, _ = nnx.split(nnx.eval_shape(lambda: create_model(draw_config, init_key)))
+  graphdef = graphdef_of(draw_config)
   manager = checkpoints.make_manager(workdir, read_only=True)
   step = None if config.eval.step < 0 else config.eval.step
   state = checkpoints.restore_latest(

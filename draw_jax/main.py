@@ -5,6 +5,7 @@
 import logging as std_logging
 import sys
 
+import jax
 from absl import app
 from absl import flags
 from absl import logging
@@ -22,8 +23,16 @@ config_flags.DEFINE_config_file(
     lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and samples go.')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'], 'What to run.')
+flags.DEFINE_bool('distributed', False,
+                  'Multi-process run on a cluster that jax.distributed '
+                  'detects itself (TPU pods, SLURM, ...).')
+flags.DEFINE_string('coordinator_address', None,
+                    'host:port of process 0, for multi-process runs elsewhere.')
+flags.DEFINE_integer('num_processes', None, 'With --coordinator_address.')
+flags.DEFINE_integer('process_id', None, 'With --coordinator_address.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
+FLAGS = flags.FLAGS
 MODES = {
     'train': train.train_and_evaluate,
     'eval': evaluate.evaluate,
@@ -41,12 +50,26 @@ def _quiet_orbax(record):
   return 'orbax' not in record.pathname or record.levelno >= std_logging.WARNING
 
 
+def initialize_distributed():
+  """Starts JAX's multi-controller runtime when the run has several processes."""
+  if not (FLAGS.distributed or FLAGS.coordinator_address):
+    return
+  # Processes on CPUs need a collectives library to reach each other.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                             num_processes=FLAGS.num_processes,
+                             process_id=FLAGS.process_id)
+  logging.info('process %d of %d, %d of %d devices local', jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_quiet_orbax)
+  initialize_distributed()
   try:
-    MODES[flags.FLAGS.mode](flags.FLAGS.config, flags.FLAGS.workdir)
+    MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
   except USER_ERRORS as error:
     logging.error('%s', error)
     sys.exit(f'error: {error}')

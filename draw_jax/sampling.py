@@ -59,68 +59,86 @@ class Sampler:
 
   def generate(self, params, key, num_samples):
     """All T canvases (logits) and write windows of num_samples samples."""
-    return jax.device_get(self._generate(params, key, num_samples))
+    return experiment.to_host(self._generate(params, key, num_samples))
 
   def final_samples(self, params, key, num_samples):
     """Final canvas probabilities [n, H, W, C], made in sharded chunks."""
     chunks = []
     for index, start in enumerate(range(0, num_samples, _GENERATION_CHUNK)):
       size = min(_GENERATION_CHUNK, num_samples - start)
-      chunks.append(np.asarray(
+      chunks.append(experiment.to_host(
           self._final(params, jax.random.fold_in(key, index), size)))
     return np.concatenate(chunks)
 
   def reconstruct(self, params, images_uint8, key):
-    binary, output = self._reconstruct(params, images_uint8, key)
-    return np.asarray(binary), jax.device_get(output)
+    return experiment.to_host(self._reconstruct(params, images_uint8, key))
 
 
 def write_samples(sampler, params, directory, key, sample_config, test_images,
                   writer=None, step=0):
-  """Writes every output named in sample_config.outputs; returns their paths."""
-  os.makedirs(directory, exist_ok=True)
+  """Writes every output named in sample_config.outputs; returns their paths.
+
+  Every process must call it (the generation is one SPMD computation over
+  all devices); only the first process writes files.
+  """
   outputs = parse_outputs(sample_config.outputs)
-  config = sampler.draw_config
+  computed = _compute(sampler, params, key, sample_config, test_images, outputs)
+  if jax.process_index() != 0:
+    return {}
+  os.makedirs(directory, exist_ok=True)
+  paths = _render(computed, directory, sampler.draw_config, sample_config,
+                  outputs, writer, step)
+  logging.info('wrote %s', ', '.join(sorted(paths.values())))
+  return paths
+
+
+def _compute(sampler, params, key, sample_config, test_images, outputs):
+  """The model's part: generated and reconstructed canvases, as numpy."""
+  animated = min(sample_config.num_samples, _ANIMATED_SAMPLES)
+  computed = dict(generated=sampler.generate(params, key, animated))
+  if 'grid' in outputs and sample_config.num_samples > animated:
+    computed['finals'] = sampler.final_samples(params, key,
+                                               sample_config.num_samples)
+  if 'reconstruction' in outputs or 'filters' in outputs:
+    images = evaluate.strided_subset(test_images, min(animated, 16))
+    computed['reconstructed'] = sampler.reconstruct(params, images, key)[1]
+  return computed
+
+
+def _render(computed, directory, config, sample_config, outputs, writer, step):
+  """The pictures' part: numpy and imageio only."""
   write_n = config.write_n if config.attention else None
   read_n = config.read_n if config.attention else None
-  paths = {}
-  animated = min(sample_config.num_samples, _ANIMATED_SAMPLES)
-  generated = sampler.generate(params, key, animated)
+  gif_options = dict(upscale=sample_config.upscale,
+                     frame_duration=sample_config.gif_frame_seconds,
+                     hold_frames=sample_config.gif_hold_frames)
+  generated = computed['generated']
   canvases = visualize.sigmoid(generated.canvas_logits_per_step)
+  paths = {}
+  pictures = {}
   if 'grid' in outputs:
-    finals = (sampler.final_samples(params, key, sample_config.num_samples)
-              if sample_config.num_samples > animated else canvases[-1])
-    grid = visualize.sample_grid(finals)
-    paths['grid'] = visualize.save_png(os.path.join(directory, 'samples.png'), grid)
-    if writer:
-      writer.image(step, 'samples', grid)
+    pictures['samples'] = visualize.sample_grid(computed.get('finals', canvases[-1]))
   if 'evolution' in outputs:
-    evolution = visualize.evolution_grid(canvases[:, :16])
-    paths['evolution'] = visualize.save_png(
-        os.path.join(directory, 'evolution.png'), evolution)
+    pictures['evolution'] = visualize.evolution_grid(canvases[:, :16])
+  for name, picture in pictures.items():
+    paths['grid' if name == 'samples' else name] = visualize.save_png(
+        os.path.join(directory, f'{name}.png'), picture)
     if writer:
-      writer.image(step, 'evolution', evolution)
+      writer.image(step, name, picture)
   if 'gif' in outputs:
     paths['gif'] = visualize.save_canvas_gif(
         os.path.join(directory, 'samples.gif'), canvases,
-        write_params=generated.write_params, write_n=write_n,
-        upscale=sample_config.upscale,
-        frame_duration=sample_config.gif_frame_seconds,
-        hold_frames=sample_config.gif_hold_frames)
-  if 'reconstruction' in outputs or 'filters' in outputs:
-    images = evaluate.strided_subset(test_images, min(animated, 16))
-    _, output = sampler.reconstruct(params, images, key)
-    if 'reconstruction' in outputs:
-      paths['reconstruction'] = visualize.save_canvas_gif(
-          os.path.join(directory, 'reconstruction.gif'),
-          visualize.sigmoid(output.canvas_logits_per_step),
-          write_params=output.write_params, read_params=output.read_params,
-          write_n=write_n, read_n=read_n, upscale=sample_config.upscale,
-          frame_duration=sample_config.gif_frame_seconds,
-          hold_frames=sample_config.gif_hold_frames)
-    if 'filters' in outputs and config.attention:
-      paths.update(_write_filter_images(directory, output, config))
-  logging.info('wrote %s', ', '.join(sorted(paths.values())))
+        write_params=generated.write_params, write_n=write_n, **gif_options)
+  reconstructed = computed.get('reconstructed')
+  if 'reconstruction' in outputs:
+    paths['reconstruction'] = visualize.save_canvas_gif(
+        os.path.join(directory, 'reconstruction.gif'),
+        visualize.sigmoid(reconstructed.canvas_logits_per_step),
+        write_params=reconstructed.write_params,
+        read_params=reconstructed.read_params, write_n=write_n, read_n=read_n,
+        **gif_options)
+  if 'filters' in outputs and config.attention:
+    paths.update(_write_filter_images(directory, reconstructed, config))
   return paths
 
 
@@ -144,7 +162,5 @@ def sample(config, workdir):
                     experiment.binarization(config))
   directory = os.path.join(workdir, 'samples', f'step_{run.step}')
   key = jax.random.key(config.sample.seed)
-  if jax.process_index() != 0:
-    return {}
   return write_samples(sampler, run.params, directory, key, config.sample,
                        run.splits.test)

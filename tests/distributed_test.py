@@ -1,0 +1,122 @@
+"""Data parallelism on a device mesh and across processes gives the same model.
+
+Tolerance: the sharded step sums the batch's gradients in another order, so
+float32 gradients differ in their last bits. Adam's first updates are close to
+lr * sign(g), so a gradient component that is ~0 can flip sign and move its
+parameter by up to 2 * lr per step; a gradient that is not ~0 moves by the
+same amount either way. Hence: every parameter within 2 * lr * steps, and
+all but a handful (99.9%) within 1e-5.
+"""
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import smoke
+from draw_jax import experiment
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+STEPS = 6
+TIMEOUT_S = 240
+
+
+def _env(data_dir, devices=None):
+  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
+  env.pop('XLA_FLAGS', None)
+  if devices:
+    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  return env
+
+
+def _command(workdir, steps=STEPS, extra=()):
+  return [sys.executable, '-m', 'draw_jax.main',
+          f'--config=configs/smoke.py:steps={steps}',
+          '--config.train.eval_every=1000', '--config.train.checkpoint_every=3',
+          '--config.sample.outputs=grid', f'--workdir={workdir}', *extra]
+
+
+def _train(workdir, data_dir, devices=None, steps=STEPS):
+  result = subprocess.run(_command(workdir, steps), cwd=REPO,
+                          env=_env(data_dir, devices), capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def _params(workdir, data_dir):
+  config = smoke.get_config()
+  config.data.dir = data_dir
+  run = experiment.load_trained(config, str(workdir))
+  assert run.step == STEPS
+  return [np.asarray(leaf) for leaf in jax.tree.leaves(run.params)]
+
+
+def _assert_close(params_a, params_b):
+  learning_rate = smoke.get_config().train.learning_rate
+  differences = np.concatenate([np.abs(a - b).ravel()
+                                for a, b in zip(params_a, params_b)])
+  assert differences.max() <= 2 * learning_rate * STEPS
+  assert np.mean(differences <= 1e-5) >= 0.999
+
+
+@pytest.fixture(scope='module')
+def one_device(tmp_path_factory, data_dir):
+  workdir = tmp_path_factory.mktemp('one_device')
+  _train(workdir, data_dir)
+  return _params(workdir, data_dir)
+
+
+def test_eight_devices_match_one(one_device, tmp_path, data_dir):
+  result = _train(tmp_path, data_dir, devices=8)
+  assert 'on 8 cpu device(s)' in result.stderr
+  _assert_close(one_device, _params(tmp_path, data_dir))
+
+
+def test_eight_device_resume_matches_straight_run(tmp_path, data_dir):
+  _train(tmp_path / 'straight', data_dir, devices=8)
+  _train(tmp_path / 'resumed', data_dir, devices=8, steps=STEPS // 2)
+  result = _train(tmp_path / 'resumed', data_dir, devices=8)
+  assert f'resuming at step {STEPS // 2}' in result.stderr
+  for a, b in zip(_params(tmp_path / 'straight', data_dir),
+                  _params(tmp_path / 'resumed', data_dir)):
+    np.testing.assert_array_equal(a, b)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_of_four_devices_match_one(one_device, tmp_path, data_dir):
+  port = _free_port()
+  processes = [
+      subprocess.Popen(
+          _command(tmp_path, extra=(f'--coordinator_address=localhost:{port}',
+                                    '--num_processes=2', f'--process_id={i}')),
+          cwd=REPO, env=_env(data_dir, devices=4), stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT, text=True)
+      for i in range(2)]
+  try:
+    outputs = [p.communicate(timeout=TIMEOUT_S)[0] for p in processes]
+  finally:
+    for process in processes:
+      process.kill()
+  for process, output in zip(processes, outputs):
+    assert process.returncode == 0, output[-3000:]
+  assert 'process 1 of 2, 4 of 8 devices local' in outputs[1]
+  # Only process 0 writes metrics, samples and the config.
+  assert (tmp_path / 'metrics.jsonl').exists()
+  _assert_close(one_device, _params(tmp_path, data_dir))
+
+
+def test_batch_that_does_not_divide_over_devices_is_named():
+  config = smoke.get_config('batch=12')
+  with pytest.raises(experiment.ConfigError,
+                     match='train.batch_size=12 does not divide evenly over 8'):
+    experiment.validate(config, device_count=8)

@@ -37,7 +37,8 @@ def get_config(arg=None):
       T=64, enc_size=256, dec_size=256, z_size=100,
       read_n=2, write_n=5, attention=True,
       # 'bfloat16' runs the matmuls in bf16; parameters and loss stay float32.
-      compute_dtype='float32'))
+      compute_dtype='float32',
+      scan_unroll=1))  # time steps per scan loop trip: speed only
 
   config.data = ml_collections.ConfigDict(dict(
       name='binarized_mnist',  # or 'mnist' (grey, binarized on the fly)

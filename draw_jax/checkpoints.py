@@ -5,13 +5,19 @@ workdir that belongs to another model is refused before anything is written.
 """
 import dataclasses
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
+from draw_jax import model as draw_model
+
 BEST_METRIC = 'valid_neg_elbo'
+# Orbax retires an old checkpoint by renaming it into this subfolder, which is
+# atomic, so a kill never leaves a half-deleted step; purge_deleted empties it.
+DELETED_SUBDIR = 'deleted'
 
 
 class CheckpointMismatchError(ValueError):
@@ -36,12 +42,23 @@ def make_manager(workdir, keep_latest=3, read_only=False):
   ])
   options = ocp.CheckpointManagerOptions(
       preservation_policy=policy, create=not read_only, read_only=read_only,
-      enable_async_checkpointing=True)
+      enable_async_checkpointing=True,
+      todelete_subdir=None if read_only else DELETED_SUBDIR)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def purge_deleted(manager):
+  """Removes the checkpoints Orbax has retired into DELETED_SUBDIR."""
+  deleted = os.path.join(os.fspath(manager.directory), DELETED_SUBDIR)
+  if jax.process_index() != 0 or not os.path.isdir(deleted):
+    return
+  for name in os.listdir(deleted):  # the folder stays: Orbax renames into it
+    shutil.rmtree(os.path.join(deleted, name), ignore_errors=True)
 
 
 def save(manager, step, state, draw_config, metrics=None):
   """Starts an asynchronous save of state at step."""
+  purge_deleted(manager)
   manager.save(
       int(step),
       args=ocp.args.Composite(
@@ -60,11 +77,11 @@ def check_compatible(manager, step, draw_config):
   """Raises CheckpointMismatchError naming every field that differs."""
   saved = _saved_model_config(manager, step)
   wanted = dataclasses.asdict(draw_config)
-  # compute_dtype changes no shape, so a run may switch it on resume.
+  # Execution fields change no parameter, so a run may switch them on resume.
   differences = [
       f'{name}: checkpoint has {saved.get(name)!r}, config has {value!r}'
       for name, value in wanted.items()
-      if name != 'compute_dtype' and saved.get(name) != value]
+      if name not in draw_model.EXECUTION_FIELDS and saved.get(name) != value]
   if differences:
     raise CheckpointMismatchError(
         f'{manager.directory} holds a checkpoint (step {step}) of a different '
@@ -77,11 +94,31 @@ def _with_sharding(abstract_state, sharding):
       abstract_state)
 
 
-def restore_latest(manager, abstract_state, draw_config, sharding, step=None):
+def _set_aside(manager, steps):
+  """Moves damaged checkpoints aside, kept, so their steps can be saved again."""
+  directory = os.fspath(manager.directory)
+  aside = os.path.join(os.path.dirname(directory), 'damaged_checkpoints')
+  if jax.process_index() == 0:
+    os.makedirs(aside, exist_ok=True)
+    for step in steps:
+      target, copies = os.path.join(aside, str(step)), 0
+      while os.path.exists(target):
+        copies += 1
+        target = os.path.join(aside, f'{step}.{copies}')
+      os.rename(os.path.join(directory, str(step)), target)
+      logging.warning('moved the unreadable checkpoint of step %d to %s', step,
+                      target)
+  ocp.multihost.sync_global_processes('draw_jax_set_aside_damaged')
+  manager.reload()
+
+
+def restore_latest(manager, abstract_state, draw_config, sharding, step=None,
+                   set_aside_damaged=False):
   """The newest readable checkpoint's state (or step's), or None if none exist.
 
-  A damaged checkpoint is skipped with a warning for the one before it; if
-  every one is damaged this raises rather than starting from scratch.
+  A damaged checkpoint is skipped with a warning for the one before it, and,
+  with set_aside_damaged (training), moved out of the way; if every one is
+  damaged this raises, moving nothing, rather than starting from scratch.
   """
   steps = sorted(manager.all_steps(), reverse=True)
   if step is not None:
@@ -90,16 +127,12 @@ def restore_latest(manager, abstract_state, draw_config, sharding, step=None):
                               f'{manager.directory}; it has {sorted(steps)}')
     steps = [step]
   target = _with_sharding(abstract_state, sharding)
-  for candidate in steps:
+  for index, candidate in enumerate(steps):
     try:
       check_compatible(manager, candidate, draw_config)
       restored = manager.restore(
           candidate,
           args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-      if candidate != steps[0]:
-        logging.warning('resumed from step %d, the newest readable checkpoint',
-                        candidate)
-      return restored['state']
     except CheckpointMismatchError:
       raise
     except Exception as error:  # pylint: disable=broad-except
@@ -108,6 +141,13 @@ def restore_latest(manager, abstract_state, draw_config, sharding, step=None):
                       'falling back to the previous one', candidate,
                       manager.directory, type(error).__name__,
                       str(error).splitlines()[0] if str(error) else '')
+      continue
+    if index:
+      logging.warning('resumed from step %d, the newest readable checkpoint',
+                      candidate)
+      if set_aside_damaged:
+        _set_aside(manager, steps[:index])
+    return restored['state']
   if steps:
     raise NoReadableCheckpointError(
         f'no readable checkpoint in {manager.directory} (tried steps {steps}); '

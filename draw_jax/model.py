@@ -16,6 +16,8 @@ from draw_jax import objectives
 
 _NUM_ATTENTION_PARAMS = 5
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+# DrawConfig fields that change how the model runs, not its parameters.
+EXECUTION_FIELDS = ('compute_dtype', 'scan_unroll')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +35,12 @@ class DrawConfig:
   attention: bool = True
   # Matmul input dtype; parameters, canvas, KL and loss stay float32.
   compute_dtype: str = 'float32'
+  # Time steps per trip of the scan's loop: speed only, same results.
+  scan_unroll: int = 1
 
   def __post_init__(self):
     for name in ('height', 'width', 'channels', 'T', 'enc_size', 'dec_size',
-                 'z_size', 'read_n', 'write_n'):
+                 'z_size', 'read_n', 'write_n', 'scan_unroll'):
       value = getattr(self, name)
       if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f'model.{name} must be an integer >= 1, got {value!r}')
@@ -203,7 +207,7 @@ class Draw(nnx.Module):
     noise_TxBxZ = jax.random.normal(key, (c.T, batch, c.z_size))
     final_state, per_step = jax.lax.scan(
         lambda state, noise: self.step(state, images, noise),
-        self.initial_state(batch), noise_TxBxZ)
+        self.initial_state(batch), noise_TxBxZ, unroll=c.scan_unroll)
     return DrawOutput(
         canvas_logits_per_step=per_step['canvas_logits'],
         canvas_logits=final_state.canvas_logits,
@@ -230,6 +234,7 @@ class Draw(nnx.Module):
 
     initial = self.initial_state(num_samples)
     _, (canvases, write_params) = jax.lax.scan(
-        decoder_step, (initial.canvas_logits, initial.decoder), noise_TxBxZ)
+        decoder_step, (initial.canvas_logits, initial.decoder), noise_TxBxZ,
+        unroll=c.scan_unroll)
     return GenerationOutput(canvas_logits_per_step=canvases,
                             write_params=write_params)

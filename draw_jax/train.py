@@ -3,10 +3,12 @@
 Every random choice is derived from (seed, step), so a run stopped at any
 checkpoint and resumed gives the same parameters as one that never stopped.
 """
+import dataclasses
 import json
 import os
 import signal
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,18 +34,30 @@ class WorkdirError(OSError):
   """The workdir cannot be created or written."""
 
 
-def batch_indices(step, data_key, num_examples, batch_size):
-  """The step's example indices: epoch-wise shuffles, a pure function of step."""
-  steps_per_epoch = num_examples // batch_size
-  epoch = step // steps_per_epoch
-  order = jax.random.permutation(jax.random.fold_in(data_key, epoch),
-                                 num_examples)
-  return jax.lax.dynamic_slice_in_dim(
-      order, (step % steps_per_epoch) * batch_size, batch_size)
+def make_epoch_order(data_key, num_examples, mesh):
+  """epoch -> that epoch's shuffle of the example indices, made on the device.
+
+  Made once per epoch rather than in every step: a 50,000-element shuffle
+  costs a step about as much as a small model's whole update.
+  """
+  return jax.jit(
+      lambda epoch: jax.random.permutation(jax.random.fold_in(data_key, epoch),
+                                           num_examples),
+      out_shardings=experiment.replicated(mesh))
 
 
-def make_train_step(graphdef, optimizer, mesh, config, data_key, train_key,
-                    num_examples):
+def steps_per_epoch(num_examples, batch_size):
+  return num_examples // batch_size  # the last partial batch is dropped
+
+
+def batch_indices(step, epoch_order, batch_size):
+  """The step's example indices: its slice of its epoch's shuffle."""
+  position = step % steps_per_epoch(epoch_order.shape[0], batch_size)
+  return jax.lax.dynamic_slice_in_dim(epoch_order, position * batch_size,
+                                      batch_size)
+
+
+def make_train_step(graphdef, optimizer, mesh, config, train_key):
   """The jitted step: gathers its batch on the device, donates the state."""
   batch_size = config.train.batch_size
   method = experiment.binarization(config)
@@ -53,9 +67,9 @@ def make_train_step(graphdef, optimizer, mesh, config, data_key, train_key,
     terms = objectives.negative_elbo(output, images)
     return jnp.mean(terms.total), terms
 
-  def train_step(state, train_images):
+  def train_step(state, train_images, epoch_order):
     step = state['step']
-    indices = batch_indices(step, data_key, num_examples, batch_size)
+    indices = batch_indices(step, epoch_order, batch_size)
     batch = jax.lax.with_sharding_constraint(
         train_images[indices], experiment.batch_sharded(mesh))
     step_key = jax.random.fold_in(train_key, step)
@@ -65,18 +79,59 @@ def make_train_step(graphdef, optimizer, mesh, config, data_key, train_key,
     updates, opt_state = optimizer.update(grads, state['opt_state'],
                                           state['params'])
     params = optax.apply_updates(state['params'], updates)
+    # param_norm overflows as soon as a parameter does, so the step that makes
+    # them non-finite is caught before its checkpoint is written.
     step_metrics = dict(loss=loss, reconstruction=jnp.mean(terms.reconstruction),
-                        kl=jnp.mean(terms.kl), grad_norm=optax.tree.norm(grads))
+                        kl=jnp.mean(terms.kl), grad_norm=optax.tree.norm(grads),
+                        param_norm=optax.tree.norm(params))
     return dict(step=step + 1, params=params, opt_state=opt_state), step_metrics
 
   replicated = experiment.replicated(mesh)
-  return jax.jit(train_step, in_shardings=(replicated, replicated),
+  return jax.jit(train_step, in_shardings=(replicated,) * 3,
                  out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+@dataclasses.dataclass
+class Training:
+  """What a training run executes; scripts/benchmark.py times exactly this."""
+  draw_config: object
+  mesh: object
+  graphdef: object
+  state: dict
+  train_images: jax.Array  # the whole train split, uint8, on the devices
+  train_step: Callable  # (state, train_images, epoch_order) -> (state, metrics)
+  epoch_order: Callable  # epoch -> shuffled indices
+  steps_per_epoch: int
+
+
+def build_training(config, splits, manager=None):
+  """Model, state (restored from manager's newest checkpoint if any) and step."""
+  draw_config = experiment.validate(config)
+  mesh = experiment.make_mesh()
+  optimizer = experiment.create_optimizer(config.train)
+  init_key, data_key, train_key = experiment.run_keys(config.train.seed)
+  state = None
+  if manager is not None:
+    # Refuses a workdir of another model before anything in it is written.
+    state = checkpoints.restore_latest(
+        manager, experiment.abstract_state(draw_config, optimizer, init_key),
+        draw_config, experiment.replicated(mesh), set_aside_damaged=True)
+  if state is None:
+    state = experiment.create_train_state(draw_config, optimizer, init_key, mesh)
+  graphdef = experiment.graphdef_of(draw_config)
+  num_examples = splits.train.shape[0]
+  return Training(
+      draw_config=draw_config, mesh=mesh, graphdef=graphdef, state=state,
+      train_images=jax.device_put(splits.train, experiment.replicated(mesh)),
+      train_step=make_train_step(graphdef, optimizer, mesh, config, train_key),
+      epoch_order=make_epoch_order(data_key, num_examples, mesh),
+      steps_per_epoch=steps_per_epoch(num_examples, config.train.batch_size))
 
 
 def skipped_updates(opt_state):
   """How many non-finite updates optax.apply_if_finite has skipped, or 0."""
-  return int(getattr(opt_state, 'total_notfinite', 0))
+  count = getattr(opt_state, 'total_notfinite', None)
+  return 0 if count is None else int(experiment.to_host(count))
 
 
 def prepare_workdir(workdir):
@@ -157,12 +212,20 @@ def _duration(seconds):
   return f'{hours}h{minutes:02d}m{seconds:02d}s'
 
 
-def _check_finite(step, step_metrics, manager):
-  if not all(np.isfinite(float(v)) for v in step_metrics.values()):
-    raise NonFiniteLossError(
-        f'non-finite loss or gradient at step {step} ({_format(step_metrics)}); '
-        f'the last good checkpoint (step {manager.latest_step()}) is kept. '
-        'Lower train.learning_rate or set train.skip_nonfinite_updates=True.')
+def _check_finite(step, step_metrics, manager, skip_nonfinite=False):
+  """False for a step whose update optax.apply_if_finite skipped; else raises."""
+  if all(np.isfinite(float(v)) for v in step_metrics.values()):
+    return True
+  # apply_if_finite skips exactly the updates whose gradient is non-finite.
+  if (skip_nonfinite and not np.isfinite(float(step_metrics['grad_norm'])) and
+      np.isfinite(float(step_metrics['param_norm']))):
+    logging.warning('step %d: non-finite loss or gradient (%s); update skipped',
+                    step, _format(step_metrics))
+    return False
+  raise NonFiniteLossError(
+      f'non-finite loss or gradient at step {step} ({_format(step_metrics)}); '
+      f'the last good checkpoint (step {manager.latest_step()}) is kept. '
+      'Lower train.learning_rate or set train.skip_nonfinite_updates=True.')
 
 
 def _format(step_metrics):
@@ -176,44 +239,32 @@ def _write_config(workdir, config):
 
 def train_and_evaluate(config, workdir):
   """Trains, evaluates and checkpoints in workdir, resuming what is there."""
-  draw_config = experiment.validate(config)
+  experiment.validate(config)
   splits = input_pipeline.load_splits(config.data.name, config.data.dir)
   prepare_workdir(workdir)
-  mesh = experiment.make_mesh()
-  optimizer = experiment.create_optimizer(config.train)
-  init_key, data_key, train_key = experiment.run_keys(config.train.seed)
-  graphdef, fresh_state = experiment.initial_state(draw_config, optimizer, init_key)
   manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
-  # Refuses a workdir of another model before anything in it is written.
-  state = checkpoints.restore_latest(
-      manager, jax.eval_shape(lambda: fresh_state), draw_config,
-      experiment.replicated(mesh))
-  if state is None:
-    state = jax.device_put(fresh_state, experiment.replicated(mesh))
-  del fresh_state
+  training = build_training(config, splits, manager)
   is_chief = jax.process_index() == 0
   if is_chief:
     _write_config(workdir, config)
   writer = metrics.MetricWriter(workdir, enabled=is_chief)
-  step = int(state['step'])
+  step = int(training.state['step'])
   logging.info('%s at step %d: %d parameters, %s on %d %s device(s)',
                'resuming' if step else 'starting', step,
-               experiment.parameter_count(state['params']), config.data.name,
-               jax.device_count(), jax.default_backend())
-
-  train_images = jax.device_put(splits.train, experiment.replicated(mesh))
-  train_step = make_train_step(graphdef, optimizer, mesh, config, data_key,
-                               train_key, splits.train.shape[0])
+               experiment.parameter_count(training.state['params']),
+               config.data.name, jax.device_count(), jax.default_backend())
   binarization = experiment.binarization(config)
-  evaluator = evaluate.Evaluator(graphdef, mesh, binarization, config.eval,
-                                 config.train.seed)
-  sampler = sampling.Sampler(graphdef, draw_config, mesh, binarization)
-  loop = _Loop(config, workdir, draw_config, manager, writer, evaluator,
-               sampler, splits)
+  evaluator = evaluate.Evaluator(training.graphdef, training.mesh, binarization,
+                                 config.eval, config.train.seed)
+  sampler = sampling.Sampler(training.graphdef, training.draw_config,
+                             training.mesh, binarization)
+  loop = _Loop(config, workdir, training.draw_config, manager, writer,
+               evaluator, sampler, splits)
   try:
-    state = loop.run(state, train_step, train_images)
+    state = loop.run(training)
   finally:
     manager.wait_until_finished()
+    checkpoints.purge_deleted(manager)
     writer.close()
   return state
 
@@ -234,9 +285,11 @@ class _Loop:
     self._evaluated = {}  # step -> validation metrics, to not repeat them
     self._saved = set(manager.all_steps())
 
-  def run(self, state, train_step, train_images):
+  def run(self, training):
     train = self.config.train
+    state = training.state
     step = int(state['step'])
+    epoch, epoch_order = None, None
     progress = _Progress(self.writer, train.num_steps, train.batch_size, step)
     stop = _StopSignal()
     started = time.time()
@@ -244,7 +297,11 @@ class _Loop:
     pending = None  # (step, metrics) read one step late, keeping dispatch async
     try:
       while step < train.num_steps:
-        state, step_metrics = train_step(state, train_images)
+        if step // training.steps_per_epoch != epoch:
+          epoch = step // training.steps_per_epoch
+          epoch_order = training.epoch_order(epoch)
+        state, step_metrics = training.train_step(state, training.train_images,
+                                                  epoch_order)
         step += 1
         if pending is not None:
           self._absorb(pending, progress)
@@ -255,6 +312,7 @@ class _Loop:
           pending = None
           self._step_boundary(state, step, progress)
         if stop.received:
+          self._save(state, step)  # whether or not a checkpoint was due
           logging.warning('SIGTERM: checkpointed step %d; exiting', step)
           self.manager.wait_until_finished()
           return state
@@ -276,9 +334,10 @@ class _Loop:
 
   def _absorb(self, pending, progress):
     step, step_metrics = pending
-    step_metrics = jax.device_get(step_metrics)
-    _check_finite(step, step_metrics, self.manager)
-    progress.add(step_metrics)
+    step_metrics = experiment.to_host(step_metrics)
+    if _check_finite(step, step_metrics, self.manager,
+                     self.config.train.skip_nonfinite_updates):
+      progress.add(step_metrics)  # skipped steps stay out of the averages
 
   def _step_boundary(self, state, step, progress):
     train = self.config.train
@@ -316,8 +375,7 @@ class _Loop:
     return results
 
   def _write_samples(self, state, step):
-    if jax.process_index() != 0:
-      return
+    # Every process runs the sampling computation; only the first writes.
     directory = os.path.join(self.workdir, 'samples', f'step_{step}')
     key = jax.random.key(self.config.sample.seed)
     sampling.write_samples(self.sampler, state['params'], directory, key,

@@ -128,12 +128,16 @@ def test_sample_mode_writes_decodable_images(trained):
 
 
 def test_batch_indices_cover_each_epoch_once():
-  key = jax.random.key(0)
-  seen = np.concatenate([np.asarray(train.batch_indices(step, key, 100, 10))
+  mesh = experiment.make_mesh()
+  epoch_order = train.make_epoch_order(jax.random.key(0), 100, mesh)
+  first = epoch_order(0)
+  seen = np.concatenate([np.asarray(train.batch_indices(step, first, 10))
                          for step in range(10)])
   np.testing.assert_array_equal(np.sort(seen), np.arange(100))
-  next_epoch = np.asarray(train.batch_indices(10, key, 100, 10))
-  assert not np.array_equal(next_epoch, seen[:10])
+  # Step 10 starts epoch 1: a new shuffle, the same for the same key.
+  assert not np.array_equal(np.asarray(epoch_order(1)), np.asarray(first))
+  np.testing.assert_array_equal(epoch_order(1), epoch_order(1))
+  assert train.steps_per_epoch(105, 10) == 10
 
 
 # ---- bad input: a clear error, and the workdir left as it was -------------

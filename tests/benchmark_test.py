@@ -1,0 +1,135 @@
+"""scripts/benchmark.py: the program at smoke size, and its two FLOP counts.
+
+No test asserts a time: times depend on the machine and its load.
+"""
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from configs import default
+from configs import mnist_noattn
+from configs import smoke
+from draw_jax import experiment
+from draw_jax import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = REPO / 'scripts' / 'benchmark.py'
+# Spreads the per-step costs (Adam, the permutation) as a real batch does.
+FLOPS_BATCH = 128
+
+
+def _load_script():
+  """scripts/ is not a package: load the file as a module (it defines no flags)."""
+  spec = importlib.util.spec_from_file_location('benchmark', SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+benchmark = _load_script()
+
+
+@pytest.fixture(scope='module')
+def smoke_run(data_dir):
+  """stdout lines of a smoke-size run; T and batch overridden by flags."""
+  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu',
+             JAX_NUMPY_RANK_PROMOTION='raise')
+  completed = subprocess.run(
+      [sys.executable, str(SCRIPT), '--config=configs/smoke.py',
+       '--config.model.T=3', '--batch', '8', '--steps', '3', '--warmup', '1',
+       '--iw_samples', '4', '--eval_examples', '50', '--iw_examples', '4',
+       '--sample_count', '8', '--repeats', '1', '--matmul_repeats', '5'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert completed.returncode == 0, completed.stderr[-4000:]
+  return completed.stdout.strip().splitlines()
+
+
+def test_last_line_is_json_with_every_key_positive_and_finite(smoke_run):
+  assert len(smoke_run) > 1  # readable lines come first
+  result = json.loads(smoke_run[-1])
+  numeric_keys = [key for key in benchmark.REQUIRED_KEYS
+                  if key not in ('backend', 'config')] + ['iw4_images_per_sec']
+  missing = sorted((set(numeric_keys) | {'backend', 'config'}) - set(result))
+  assert not missing
+  for key in numeric_keys:
+    value = result[key]
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), key
+    assert math.isfinite(value) and value > 0, (key, value)
+  assert math.isfinite(result['final_train_loss'])
+  assert result['backend'] == 'cpu'
+  assert result['device_peak_mb'] is None  # the CPU backend reports no stats
+  assert result['config'].endswith('configs/smoke.py')
+  # --config.model.T and --batch reach the measured step.
+  assert (result['T'], result['batch']) == (3, 8)
+  assert result['train_gflops_per_image'] > result[
+      'train_gflops_per_image_loop_body_once']
+
+
+def test_iw_key_names_k():
+  assert benchmark.iw_key(100) == 'iw100_images_per_sec'
+  assert benchmark.iw_key(4) == 'iw4_images_per_sec'
+
+
+def test_hand_count_of_the_paper_models():
+  attention = experiment.model_config(default.get_config())
+  # Forward FLOPs of one step: encoder gates 2*520*1024 = 1,064,960; decoder
+  # gates 2*356*1024 = 729,088; posterior 2*256*200 = 102,400; write patch
+  # 2*256*25 = 12,800; two attention heads 2*2*256*5 = 5,120; read
+  # 2*2*28*28*2 + 2*2*2*28*2 = 6,720; write 2*28*5*5 + 2*28*5*28 = 9,240.
+  assert benchmark.hand_count_train_flops(attention) == 3 * 64 * 1_930_328
+  no_attention = experiment.model_config(mnist_noattn.get_config())
+  # Encoder gates 2*(1568+256+256)*1024 = 4,259,840; decoder 729,088;
+  # posterior 102,400; write 2*256*784 = 401,408.
+  assert benchmark.hand_count_train_flops(no_attention) == 3 * 64 * 5_492_736
+
+
+@pytest.fixture(scope='module')
+def smoke_flops(data_dir):
+  """XLA's counts for the smoke model at FLOPS_BATCH, and a fully unrolled count."""
+  config = smoke.get_config(f'batch={FLOPS_BATCH}')
+  config.data.dir = data_dir
+  training, splits = benchmark.build_training(config)
+  epoch_order = training.epoch_order(0)
+  compiled, _, _ = benchmark.compile_step(training.train_step, training.state,
+                                          training.train_images, epoch_order)
+  counts = benchmark.xla_train_flops(config, training, splits, compiled)
+  config.model.scan_unroll = config.model.T  # no loop left at all
+  fully_unrolled = train.build_training(config, splits)
+  unrolled = benchmark.cost_flops(fully_unrolled.train_step.lower(
+      training.state, training.train_images, epoch_order).compile())
+  return training, counts, unrolled
+
+
+def test_xla_count_holds_every_time_step(smoke_flops):
+  training, counts, unrolled = smoke_flops
+  T = training.draw_config.T
+  # XLA counts a rolled loop's body once; the correction adds the other T - 1.
+  assert counts.per_time_step > 0
+  assert counts.total == pytest.approx(counts.rolled +
+                                       (T - 1) * counts.per_time_step)
+  # A step with no loop left (so nothing to correct) agrees to 5%; fully
+  # unrolled, XLA stacks the per-step outputs with copies a loop avoids.
+  assert counts.total == pytest.approx(unrolled, rel=0.05)
+
+
+def test_hand_count_within_2x_of_xla(smoke_flops):
+  """Within 0.5x..2x: XLA also counts elementwise work the hand count omits.
+
+  That is the LSTM gate arithmetic, sigmoid(canvas) and the error image over
+  all 784 pixels, the filterbank exponentials and normalisers, the loss and
+  KL, and per step (not per image) the Adam update; so XLA's count is the
+  larger.
+  """
+  training, counts, _ = smoke_flops
+  draw_config = training.draw_config
+  hand = benchmark.hand_count_train_flops(draw_config)
+  per_step_ratio = counts.per_time_step / FLOPS_BATCH / (hand / draw_config.T)
+  assert 0.5 < per_step_ratio < 2, per_step_ratio
+  total_ratio = counts.total / FLOPS_BATCH / hand
+  assert 1.0 < total_ratio < 2, total_ratio

@@ -1,0 +1,479 @@
+"""Training that survives: kill -9, SIGTERM, damaged checkpoints, NaN, bad disks.
+
+Most tests run the real program, `python -m draw_jax.main`, on the smoke
+config in separate processes and compare its checkpoints bit for bit with an
+uninterrupted run of the same command (issue 7). The processes share a JAX
+compilation cache, except the one that checks determinism, which compiles
+afresh.
+"""
+import json
+import os
+import pathlib
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import smoke
+from draw_jax import checkpoints
+from draw_jax import experiment
+from draw_jax import input_pipeline
+from draw_jax import objectives
+from draw_jax import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+STEPS = 40
+# Evaluation and sampling only at the end, and small, so training dominates.
+QUICK_FLAGS = ('--config.train.eval_every=100000', '--config.eval.iw_samples=0',
+               '--config.sample.outputs=grid', '--config.sample.num_samples=4')
+COMMAND = (f'--config=configs/smoke.py:steps={STEPS}',
+           '--config.train.checkpoint_every=2', *QUICK_FLAGS)
+PROCESS_TIMEOUT = 180  # seconds for one process; a loaded CPU is slow
+STARTED = r'(starting|resuming) at step (\d+):'
+PROGRESS = r'step \d+/\d+ \|'
+TMP_SUFFIX = '.orbax-checkpoint-tmp'
+
+# A restore of a damaged checkpoint leaves Orbax coroutines unawaited; Python
+# reports them whenever they are collected, in whichever test runs then.
+pytestmark = pytest.mark.filterwarnings(
+    'ignore::pytest.PytestUnraisableExceptionWarning')
+
+
+class _Trainer:
+  """One `python -m draw_jax.main` process; a thread collects its output."""
+
+  def __init__(self, workdir, flags, data_dir, compile_cache=None):
+    env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu',
+               PYTHONUNBUFFERED='1')
+    if compile_cache:  # a warm start: seconds instead of tens of seconds
+      env.update(JAX_COMPILATION_CACHE_DIR=str(compile_cache),
+                 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+    self.process = subprocess.Popen(
+        [sys.executable, '-m', 'draw_jax.main', *flags, f'--workdir={workdir}'],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    self._lines = []
+    self._reader = threading.Thread(target=self._read, daemon=True)
+    self._reader.start()
+
+  def _read(self):
+    for line in self.process.stdout:
+      self._lines.append(line)
+
+  @property
+  def log(self):
+    return ''.join(self._lines)
+
+  def wait_for(self, pattern, timeout=PROCESS_TIMEOUT):
+    """The first match of pattern in the output, or None if the process ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      match = re.search(pattern, self.log, re.M)
+      if match or self.process.poll() is not None:
+        if not match:
+          self._reader.join(10)
+          match = re.search(pattern, self.log, re.M)
+        return match
+      time.sleep(0.01)
+    raise TimeoutError(f'no {pattern!r} within {timeout}s:\n{self.log}')
+
+  def wait_for_step(self, step, timeout=PROCESS_TIMEOUT):
+    """Waits for a progress line at or past step; False if the process ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      logged = [int(n) for n in re.findall(r'step (\d+)/\d+ \|', self.log)]
+      if logged and max(logged) >= step:
+        return True
+      if self.process.poll() is not None:
+        return False
+      time.sleep(0.01)
+    raise TimeoutError(f'no step {step} within {timeout}s:\n{self.log}')
+
+  def wait(self, timeout=PROCESS_TIMEOUT):
+    returncode = self.process.wait(timeout)
+    self._reader.join(10)
+    return returncode
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    if self.process.poll() is None:
+      self.process.kill()
+      self.process.wait(30)
+    self._reader.join(10)
+
+
+def _run(workdir, flags, data_dir, compile_cache=None):
+  """Runs the program to its end; returns (exit code, output)."""
+  with _Trainer(workdir, flags, data_dir, compile_cache) as trainer:
+    return trainer.wait(), trainer.log
+
+
+def _config(arg=f'steps={STEPS}'):
+  return smoke.get_config(arg)
+
+
+def _steps(workdir):
+  """Complete checkpoint steps: Orbax renames a save's temporary dir when done."""
+  directory = pathlib.Path(workdir) / 'checkpoints'
+  if not directory.is_dir():
+    return []
+  return sorted(int(path.name) for path in directory.iterdir()
+                if path.name.isdigit())
+
+
+def _restore(workdir, step, config=None):
+  """The train state saved at step; raises if that checkpoint is unreadable."""
+  config = config or _config()
+  draw_config = experiment.validate(config)
+  optimizer = experiment.create_optimizer(config.train)
+  init_key, _, _ = experiment.run_keys(config.train.seed)
+  manager = checkpoints.make_manager(str(workdir), read_only=True)
+  try:
+    return checkpoints.restore_latest(
+        manager, experiment.abstract_state(draw_config, optimizer, init_key),
+        draw_config, experiment.replicated(experiment.make_mesh()), step=step)
+  finally:
+    manager.close()
+
+
+def _assert_same_state(workdir, expected_workdir):
+  """Both workdirs end at STEPS with bit-identical parameters and optimizer."""
+  assert _steps(workdir)[-1] == _steps(expected_workdir)[-1] == STEPS
+  state = _restore(workdir, STEPS)
+  expected = _restore(expected_workdir, STEPS)
+  assert int(state['step']) == STEPS
+  leaves, expected_leaves = jax.tree.leaves(state), jax.tree.leaves(expected)
+  assert len(leaves) == len(expected_leaves) > 3
+  for leaf, expected_leaf in zip(leaves, expected_leaves):
+    np.testing.assert_array_equal(np.asarray(leaf), np.asarray(expected_leaf))
+
+
+def _snapshot(directory):
+  return {str(path.relative_to(directory)): (path.stat().st_size,
+                                             path.stat().st_mtime_ns)
+          for path in pathlib.Path(directory).rglob('*')}
+
+
+def _damage(step_dir, how):
+  """Deletes or truncates part of a checkpoint, as a full disk or crash might."""
+  data_files = sorted((step_dir / 'state' / 'ocdbt.process_0' / 'd').iterdir(),
+                      key=lambda path: path.stat().st_size)
+  if how == 'deleted data file':
+    data_files[-1].unlink()
+  elif how == 'truncated data file':
+    with open(data_files[-1], 'r+b') as f:
+      f.truncate(data_files[-1].stat().st_size // 2)
+  elif how == 'deleted manifest':
+    (step_dir / 'state' / 'manifest.ocdbt').unlink()
+  elif how == 'deleted tree metadata':
+    (step_dir / 'state' / '_METADATA').unlink()
+  elif how == 'deleted model config':
+    (step_dir / 'model_config' / 'metadata').unlink()
+  else:
+    raise ValueError(how)
+
+
+def _metrics_lines(workdir):
+  text = (pathlib.Path(workdir) / 'metrics.jsonl').read_text()
+  return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture(scope='module')
+def compile_cache(tmp_path_factory):
+  """A JAX compilation cache for the processes of this module."""
+  return tmp_path_factory.mktemp('jax_compilation_cache')
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory, data_dir, compile_cache):
+  """An uninterrupted run of COMMAND: the workdir every other run is held to."""
+  workdir = tmp_path_factory.mktemp('reference')
+  returncode, log = _run(workdir, COMMAND, data_dir, compile_cache)
+  assert returncode == 0, log
+  assert 'starting at step 0:' in log
+  return workdir
+
+
+# ---- processes killed, stopped and restarted -------------------------------
+
+
+def test_same_command_in_two_processes_gives_identical_parameters(
+    tmp_path, data_dir, reference):
+  # Compiled afresh, not from the cache the reference run filled.
+  returncode, log = _run(tmp_path, COMMAND, data_dir)
+  assert returncode == 0, log
+  _assert_same_state(tmp_path, reference)
+
+
+def _temporary_dirs(workdir):
+  """Checkpoint directories Orbax is still writing (or was, when killed)."""
+  directory = workdir / 'checkpoints'
+  if not directory.is_dir():
+    return set()
+  return {name for name in os.listdir(directory) if TMP_SUFFIX in name}
+
+
+def _wait_for_save_in_progress(trainer, workdir):
+  """Returns once a new checkpoint save is under way, or the process ended."""
+  leftovers = _temporary_dirs(workdir)
+  while trainer.process.poll() is None:
+    if _temporary_dirs(workdir) - leftovers:
+      return
+    time.sleep(0.002)
+
+
+def test_kill_9_at_random_moments_then_restart_matches_uninterrupted_run(
+    tmp_path, data_dir, reference, compile_cache):
+  rng = random.Random(7)
+  # Each killed attempt dies once past a step: at a random moment, or the
+  # moment an asynchronous checkpoint save is under way.
+  kills = [('random', 10), ('during save', 20), ('random', 30)]
+  workdir = tmp_path / 'killed'
+  deadline = time.monotonic() + 8 * PROCESS_TIMEOUT
+  expected_start, starts, killed, interrupted_saves = 0, [], 0, 0
+  for attempt in range(len(kills) + 3):
+    assert time.monotonic() < deadline, f'still not done after {attempt} attempts'
+    leftovers = _temporary_dirs(workdir)
+    with _Trainer(workdir, COMMAND, data_dir, compile_cache) as trainer:
+      started = trainer.wait_for(STARTED)
+      assert started, trainer.log
+      starts.append(int(started.group(2)))
+      # Each restart resumes from the newest complete checkpoint, not older.
+      assert starts[-1] == expected_start, trainer.log
+      assert 'unreadable' not in trainer.log
+      if attempt < len(kills):
+        how, past_step = kills[attempt]
+        if trainer.wait_for_step(past_step):
+          if how == 'during save':
+            _wait_for_save_in_progress(trainer, workdir)
+          else:
+            time.sleep(rng.uniform(0.0, 0.4))
+        trainer.process.kill()
+      returncode = trainer.wait()
+    (tmp_path / f'attempt_{attempt}.log').write_text(trainer.log)  # for failures
+    if returncode == 0:
+      break
+    assert returncode == -signal.SIGKILL, trainer.log
+    killed += 1
+    interrupted_saves += bool(_temporary_dirs(workdir) - leftovers)
+    # Every complete checkpoint directory restores, whatever the moment.
+    for step in _steps(workdir):
+      assert int(_restore(workdir, step)['step']) == step
+    expected_start = max(_steps(workdir), default=0)
+  assert returncode == 0, trainer.log
+  assert killed == len(kills), starts
+  assert interrupted_saves >= 1, 'no kill landed during a checkpoint save'
+  assert any(start > 0 for start in starts[1:]), starts
+  _assert_same_state(workdir, reference)
+  # A kill never leaves half a line in the metrics file.
+  assert all('step' in line for line in _metrics_lines(workdir))
+
+
+def test_sigterm_checkpoints_the_step_it_reached_and_exits(
+    tmp_path, data_dir, compile_cache):
+  # Periodic checkpoints are out of reach, so only SIGTERM can have saved.
+  flags = ('--config=configs/smoke.py:steps=100000',
+           '--config.train.checkpoint_every=100000', *QUICK_FLAGS)
+  with _Trainer(tmp_path, flags, data_dir, compile_cache) as trainer:
+    assert trainer.wait_for(PROGRESS), trainer.log
+    time.sleep(random.Random(3).uniform(0.0, 0.5))
+    trainer.process.send_signal(signal.SIGTERM)
+    returncode = trainer.wait(60)
+  assert returncode == 0, trainer.log
+  stopped = re.search(r'SIGTERM: checkpointed step (\d+); exiting', trainer.log)
+  assert stopped, trainer.log
+  step = int(stopped.group(1))
+  assert 5 <= step < 100000
+  assert _steps(tmp_path) == [step]
+  state = _restore(tmp_path, step, _config('steps=100000'))
+  assert int(state['step']) == step
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state['params']))
+
+
+# ---- damaged checkpoints ----------------------------------------------------
+
+
+def test_damaged_latest_checkpoint_falls_back_and_training_continues(
+    tmp_path, data_dir, reference, compile_cache):
+  workdir = tmp_path / 'damaged'
+  shutil.copytree(reference, workdir)
+  _damage(workdir / 'checkpoints' / str(STEPS), 'deleted data file')
+  previous = _steps(workdir)[-2]
+  returncode, log = _run(workdir, COMMAND, data_dir, compile_cache)
+  assert returncode == 0, log
+  assert re.search(rf'checkpoint at step {STEPS} in \S+ is unreadable', log), log
+  assert f'resuming at step {previous}:' in log
+  # It trained again from `previous` and saved a readable final checkpoint.
+  _assert_same_state(workdir, reference)
+  # The damaged checkpoint is kept, out of the way of the new one.
+  assert (workdir / 'damaged_checkpoints' / str(STEPS) / 'state').is_dir()
+
+
+@pytest.mark.parametrize('how', ['deleted data file', 'truncated data file',
+                                 'deleted manifest', 'deleted tree metadata',
+                                 'deleted model config'])
+def test_each_kind_of_damage_is_detected_and_the_previous_step_restored(
+    tmp_path, reference, how, caplog):
+  shutil.copytree(reference / 'checkpoints', tmp_path / 'checkpoints')
+  _damage(tmp_path / 'checkpoints' / str(STEPS), how)
+  state = _restore(tmp_path, step=None)
+  previous = _steps(tmp_path)[-2]
+  assert int(state['step']) == previous
+  expected = _restore(reference, previous)
+  for leaf, expected_leaf in zip(jax.tree.leaves(state), jax.tree.leaves(expected)):
+    np.testing.assert_array_equal(leaf, expected_leaf)
+  assert re.search(rf'checkpoint at step {STEPS} in \S+ is unreadable',
+                   caplog.text), caplog.text
+
+
+def test_every_checkpoint_damaged_is_a_clear_error_and_nothing_is_deleted(
+    tmp_path, data_dir, reference):
+  workdir = tmp_path / 'all_damaged'
+  shutil.copytree(reference, workdir)
+  steps = _steps(workdir)
+  assert len(steps) >= 2
+  for step in steps:
+    _damage(workdir / 'checkpoints' / str(step), 'deleted data file')
+  before = _snapshot(workdir)
+  config = _config()
+  config.data.dir = data_dir
+  tried = re.escape(f'tried steps {sorted(steps, reverse=True)}')
+  with pytest.raises(checkpoints.NoReadableCheckpointError, match=tried):
+    train.train_and_evaluate(config, str(workdir))
+  assert _snapshot(workdir) == before
+
+
+# ---- non-finite loss and gradients -------------------------------------------
+
+
+def _negative_elbo(config, params, images):
+  draw_config = experiment.validate(config)
+  graphdef = nnx.split(nnx.eval_shape(
+      lambda: experiment.create_model(draw_config, jax.random.key(0))))[0]
+  output = nnx.merge(graphdef, params)(images, jax.random.key(1))
+  return np.asarray(objectives.negative_elbo(output, images).total)
+
+
+def test_overflowing_parameters_stop_the_run_and_keep_the_last_good_checkpoint(
+    tmp_path, data_dir, reference, compile_cache):
+  workdir = tmp_path / 'overflow'
+  shutil.copytree(reference, workdir)
+  # Resumes at STEPS, then a learning rate near float32's limit overflows the
+  # parameters within a step or two; every step would be checkpointed.
+  flags = (f'--config=configs/smoke.py:steps={STEPS + 10}',
+           '--config.train.checkpoint_every=1',
+           '--config.train.learning_rate=1e38',
+           '--config.train.grad_clip_norm=1e30', *QUICK_FLAGS)
+  returncode, log = _run(workdir, flags, data_dir, compile_cache)
+  assert returncode != 0, log
+  failed = re.search(r'non-finite loss or gradient at step (\d+)', log)
+  assert failed, log
+  bad_step = int(failed.group(1))
+  assert STEPS < bad_step <= STEPS + 10
+  assert 'error: non-finite loss or gradient' in log.strip().splitlines()[-1]
+  # The checkpoints of the steps before the failure are kept, and the newest
+  # one holds parameters that still give a finite loss.
+  steps = _steps(workdir)
+  assert steps[-1] == bad_step - 1 and len(steps) >= 2, steps
+  config = _config(f'steps={STEPS + 10}')
+  config.train.learning_rate = 1e38
+  state = _restore(workdir, steps[-1], config)
+  params = state['params']
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+  images = input_pipeline.load_splits('binarized_mnist', data_dir).valid[:64]
+  loss = _negative_elbo(config, params, jnp.asarray(images, jnp.float32))
+  assert np.isfinite(loss).all(), loss
+
+
+POISONED_STEP = 3  # as the log counts steps: the update that makes step 3
+
+
+@pytest.fixture
+def poisoned_loss(monkeypatch, data_dir):
+  """Makes the loss NaN, with NaN gradients, on the batch of POISONED_STEP only.
+
+  One training image (the first of that batch) is 'poisoned'; the data order
+  is a pure function of (seed, step), so no other step sees it.
+  """
+  config = _config('steps=10')
+  splits = input_pipeline.load_splits(config.data.name, data_dir)
+  _, data_key, _ = experiment.run_keys(config.train.seed)
+  first_epoch = train.make_epoch_order(data_key, splits.train.shape[0],
+                                       experiment.make_mesh())(0)
+  index = int(train.batch_indices(POISONED_STEP - 1, first_epoch,
+                                  config.train.batch_size)[0])
+  poison = jnp.asarray(splits.train[index], jnp.float32)
+  negative_elbo = objectives.negative_elbo
+
+  def poisoned(output, images):
+    terms = negative_elbo(output, images)
+    hit = jnp.any(jnp.all(images == poison[None], axis=(1, 2, 3)))
+    return terms.replace(
+        reconstruction=terms.reconstruction * jnp.where(hit, jnp.nan, 1.0))
+
+  monkeypatch.setattr(objectives, 'negative_elbo', poisoned)
+
+
+def _poison_config(data_dir, skip):
+  config = _config('steps=10')
+  config.data.dir = data_dir
+  config.train.update(checkpoint_every=5, log_every=5, eval_every=100000,
+                      skip_nonfinite_updates=skip)
+  config.eval.iw_samples = 0
+  config.sample.update(outputs='grid', num_samples=4)
+  return config
+
+
+def test_nonfinite_gradient_stops_the_run_naming_its_step(
+    tmp_path, data_dir, poisoned_loss):
+  message = f'non-finite loss or gradient at step {POISONED_STEP} '
+  with pytest.raises(train.NonFiniteLossError, match=message):
+    train.train_and_evaluate(_poison_config(data_dir, skip=False), str(tmp_path))
+  assert _steps(tmp_path) == []
+
+
+def test_skip_nonfinite_updates_skips_and_counts_them(
+    tmp_path, data_dir, poisoned_loss):
+  state = train.train_and_evaluate(_poison_config(data_dir, skip=True),
+                                   str(tmp_path))
+  assert int(state['step']) == 10
+  assert train.skipped_updates(state['opt_state']) == 1
+  lines = [line for line in _metrics_lines(tmp_path) if 'skipped_updates' in line]
+  assert [(line['step'], line['skipped_updates']) for line in lines] == [
+      (5, 1.0), (10, 1.0)]
+  assert all(np.isfinite(line['train_loss']) for line in lines)
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state['params']))
+  assert _steps(tmp_path) == [5, 10]
+
+
+# ---- disk trouble ------------------------------------------------------------
+
+
+def test_unwritable_workdir_fails_at_start_up_before_training(
+    tmp_path, data_dir, monkeypatch):
+  # Tests run as root, which chmod does not stop; a path under a regular file
+  # cannot be created by anyone.
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('not a directory')
+  compiled = []
+  monkeypatch.setattr(train, 'make_train_step',
+                      lambda *args, **kwargs: compiled.append(1))
+  config = _config()
+  config.data.dir = data_dir
+  message = re.escape(f'workdir {blocker / "run"} is not writable')
+  with pytest.raises(train.WorkdirError, match=message):
+    train.train_and_evaluate(config, str(blocker / 'run'))
+  assert not compiled
+  assert sorted(os.listdir(tmp_path)) == ['a_file']

@@ -18,7 +18,8 @@ OUTPUTS = ('grid', 'evolution', 'gif', 'reconstruction', 'filters')
 # Beyond this many, samples are made in chunks and only final canvases kept:
 # all T canvases of 10,000 MNIST samples at T = 64 would take 2 GB.
 _GENERATION_CHUNK = 1000
-_ANIMATED_SAMPLES = 64
+# Samples in the GIFs and evolution grid: 16 keep a T = 64 GIF near 2 MB.
+_ANIMATED_SAMPLES = 16
 
 
 def parse_outputs(outputs):
@@ -100,7 +101,7 @@ def _compute(sampler, params, key, sample_config, test_images, outputs):
     computed['finals'] = sampler.final_samples(params, key,
                                                sample_config.num_samples)
   if 'reconstruction' in outputs or 'filters' in outputs:
-    images = evaluate.strided_subset(test_images, min(animated, 16))
+    images = evaluate.strided_subset(test_images, animated)
     computed['reconstructed'] = sampler.reconstruct(params, images, key)[1]
   return computed
 
@@ -119,7 +120,7 @@ def _render(computed, directory, config, sample_config, outputs, writer, step):
   if 'grid' in outputs:
     pictures['samples'] = visualize.sample_grid(computed.get('finals', canvases[-1]))
   if 'evolution' in outputs:
-    pictures['evolution'] = visualize.evolution_grid(canvases[:, :16])
+    pictures['evolution'] = visualize.evolution_grid(canvases)
   for name, picture in pictures.items():
     paths['grid' if name == 'samples' else name] = visualize.save_png(
         os.path.join(directory, f'{name}.png'), picture)

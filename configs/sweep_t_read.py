@@ -4,7 +4,8 @@
     --sweep=configs/sweep_t_read.py --root=/tmp/sweep_t_read --parallel=2 \
     --extra=--config.train.num_steps=300
 
-Measured: see README.md, "Scaling out".
+Measured at 300 steps (README.md, "Scaling out"): 198-201 nats test -ELBO
+for every point, the early plateau.
 """
 from draw_jax import sweep
 

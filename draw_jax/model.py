@@ -223,7 +223,13 @@ class Draw(nnx.Module):
   def generate(self, key, num_samples) -> GenerationOutput:
     """Runs the decoder alone with z_t ~ N(0, I)."""
     c = self.config
-    noise_TxBxZ = jax.random.normal(key, (c.T, num_samples, c.z_size))
+    return self.generate_from_noise(
+        jax.random.normal(key, (c.T, num_samples, c.z_size)))
+
+  def generate_from_noise(self, noise_TxBxZ) -> GenerationOutput:
+    """generate() with the T steps' z given, e.g. already sharded."""
+    c = self.config
+    num_samples = noise_TxBxZ.shape[1]
 
     def decoder_step(carry, z):
       canvas_logits, decoder_state = carry

@@ -8,6 +8,8 @@ import jax
 import numpy as np
 from absl import logging
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from draw_jax import evaluate
 from draw_jax import experiment
@@ -47,7 +49,14 @@ class Sampler:
     self._reconstruct = jax.jit(self._reconstruct_all, out_shardings=replicated)
 
   def _generate_all(self, params, key, num_samples):
-    return nnx.merge(self._graphdef, params).generate(key, num_samples)
+    config = self.draw_config
+    noise_TxBxZ = jax.random.normal(key, (config.T, num_samples, config.z_size))
+    if num_samples % jax.device_count() == 0:
+      # Each device draws its share of the samples; the decoder's scan
+      # inherits the sharding from its inputs.
+      noise_TxBxZ = jax.lax.with_sharding_constraint(
+          noise_TxBxZ, NamedSharding(self._mesh, P(None, experiment.DATA_AXIS)))
+    return nnx.merge(self._graphdef, params).generate_from_noise(noise_TxBxZ)
 
   def _final_canvases(self, params, key, num_samples):
     generated = self._generate_all(params, key, num_samples)

@@ -7,6 +7,7 @@ parameter by up to 2 * lr per step; a gradient that is not ~0 moves by the
 same amount either way. Hence: every parameter within 2 * lr * steps, and
 all but a handful (99.9%) within 1e-5.
 """
+import json
 import os
 import pathlib
 import socket
@@ -120,3 +121,40 @@ def test_batch_that_does_not_divide_over_devices_is_named():
   with pytest.raises(experiment.ConfigError,
                      match='train.batch_size=12 does not divide evenly over 8'):
     experiment.validate(config, device_count=8)
+
+
+_SHARDED_SAMPLING = '''
+import json, re, sys
+import jax, numpy as np
+from configs import smoke
+from draw_jax import experiment, sampling
+config = smoke.get_config()
+draw_config = experiment.validate(config)
+mesh = experiment.make_mesh()
+optimizer = experiment.create_optimizer(config.train)
+init_key, _, _ = experiment.run_keys(0)
+params = experiment.create_train_state(draw_config, optimizer, init_key, mesh)['params']
+sampler = sampling.Sampler(experiment.graphdef_of(draw_config), draw_config, mesh, 'none')
+hlo = sampler._final.lower(params, jax.random.key(3), 800).compile().as_text()
+samples = sampler.final_samples(params, jax.random.key(3), 800)
+np.save(sys.argv[1], samples)
+print(json.dumps(dict(devices=jax.device_count(),
+                      per_device_rows=len(re.findall(r'\\[100,', hlo)))))
+'''
+
+
+def test_sampling_is_sharded_and_matches_one_device(tmp_path, data_dir):
+  results = {}
+  for devices in (1, 8):
+    out = tmp_path / f'samples{devices}.npy'
+    result = subprocess.run([sys.executable, '-c', _SHARDED_SAMPLING, str(out)],
+                            cwd=REPO, env=dict(_env(data_dir, devices),
+                                               PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results[devices] = (json.loads(result.stdout.strip().splitlines()[-1]),
+                        np.load(out))
+  # 800 samples over 8 devices: each device's program works on 100 of them.
+  assert results[8][0]['devices'] == 8 and results[8][0]['per_device_rows'] > 0
+  assert results[1][0]['per_device_rows'] == 0
+  np.testing.assert_allclose(results[8][1], results[1][1], atol=1e-5)

@@ -169,10 +169,6 @@ def parameter_count(params):
   return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
 
 
-def model_config_dict(draw_config):
-  return dataclasses.asdict(draw_config)
-
-
 # ---- a trained model, for --mode=eval and --mode=sample -------------------
 
 

@@ -59,6 +59,11 @@ def initialize_distributed():
   jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                              num_processes=FLAGS.num_processes,
                              process_id=FLAGS.process_id)
+  if jax.default_backend() == 'cpu':
+    # jax 0.10: a CPU executable with gloo collectives that is read back from
+    # the persistent compilation cache deadlocks at its first collective (the
+    # second run of a program hangs), so multi-process CPU runs always compile.
+    jax.config.update('jax_enable_compilation_cache', False)
   logging.info('process %d of %d, %d of %d devices local', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
 

@@ -94,25 +94,34 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_of_four_devices_match_one(one_device, tmp_path, data_dir):
+def test_two_processes_of_four_devices_match_one(one_device, tmp_path,
+                                                 tmp_path_factory, data_dir):
   port = _free_port()
+  # Multi-process CPU executables read back from JAX's persistent cache
+  # deadlock, so the program must not write any there (see main.py).
+  cache_dir = tmp_path_factory.mktemp('jax_cache')
+  env = dict(_env(data_dir, devices=4), JAX_COMPILATION_CACHE_DIR=str(cache_dir))
   processes = [
       subprocess.Popen(
           _command(tmp_path, extra=(f'--coordinator_address=localhost:{port}',
                                     '--num_processes=2', f'--process_id={i}')),
-          cwd=REPO, env=_env(data_dir, devices=4), stdout=subprocess.PIPE,
-          stderr=subprocess.STDOUT, text=True)
+          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+          text=True)
       for i in range(2)]
   try:
     outputs = [p.communicate(timeout=TIMEOUT_S)[0] for p in processes]
-  finally:
+  except subprocess.TimeoutExpired:
     for process in processes:
       process.kill()
+    tails = [p.communicate()[0][-3000:] for p in processes]
+    pytest.fail(f'the two processes did not finish in {TIMEOUT_S} s:\n'
+                + '\n----\n'.join(tails))
   for process, output in zip(processes, outputs):
     assert process.returncode == 0, output[-3000:]
   assert 'process 1 of 2, 4 of 8 devices local' in outputs[1]
   # Only process 0 writes metrics, samples and the config.
   assert (tmp_path / 'metrics.jsonl').exists()
+  assert not list(cache_dir.iterdir())
   _assert_close(one_device, _params(tmp_path, data_dir))
 
 

@@ -26,24 +26,37 @@ SHORT_NAMES = {
     'steps': 'train.num_steps',
     'seed': 'train.seed',
     'minutes': 'train.time_budget_minutes',
+    'data': 'data.name',
+    'likelihood': 'model.likelihood',
 }
 
 
 def get_config(arg=None):
   """The paper's MNIST DRAW with attention; see configs/mnist_attn.py."""
   config = ml_collections.ConfigDict()
+  # 'generate': DRAW on the negative ELBO. 'classify': the paper's glimpse
+  # classifier (section 4.1), which reads model.T glimpses of model.read_n^2
+  # pixels with an LSTM of model.enc_size units.
+  config.task = 'generate'
 
   config.model = ml_collections.ConfigDict(dict(
       T=64, enc_size=256, dec_size=256, z_size=100,
       read_n=2, write_n=5, attention=True,
+      # 'bernoulli' (the paper's) or 'discretized_logistic' (8-bit colour).
+      likelihood='bernoulli',
       # 'bfloat16' runs the matmuls in bf16; parameters and loss stay float32.
       compute_dtype='float32',
       scan_unroll=1))  # time steps per scan loop trip: speed only
 
   config.data = ml_collections.ConfigDict(dict(
-      name='binarized_mnist',  # or 'mnist' (grey, binarized on the fly)
+      # binarized_mnist | mnist (grey) | mnist_two_digit | cluttered_mnist |
+      # coloured_mnist | svhn | cifar10; see draw_jax/input_pipeline.py
+      name='binarized_mnist',
       dir='',  # '' -> $DRAW_DATA_DIR -> tensorflow-datasets
-      binarization='',  # '' -> the data set's default: none | dynamic | static
+      # '' -> the data set's default: none | dynamic | static | intensity
+      binarization='',
+      max_examples=0,  # > 0: only the first N of each split, for quick runs
+      num_classes=10,  # for task='classify'
   ))
 
   config.train = ml_collections.ConfigDict(dict(

@@ -1,4 +1,4 @@
-"""Orbax checkpoints: the latest N plus the best by validation ELBO.
+"""Orbax checkpoints: the latest N plus the best by the validation objective.
 
 Each checkpoint holds the train state and the model's shape (as JSON), so a
 workdir that belongs to another model is refused before anything is written.
@@ -14,7 +14,11 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from draw_jax import model as draw_model
 
-BEST_METRIC = 'valid_neg_elbo'
+# The validation figure (-ELBO, or classification error) that ranks
+# checkpoints; lower is better. Checkpoints written before it had this name
+# stored their -ELBO as valid_neg_elbo.
+BEST_METRIC = 'valid_objective'
+_OLD_BEST_METRIC = 'valid_neg_elbo'
 # Orbax retires an old checkpoint by renaming it into this subfolder, which is
 # atomic, so a kill never leaves a half-deleted step; purge_deleted empties it.
 DELETED_SUBDIR = 'deleted'
@@ -32,12 +36,16 @@ def checkpoint_dir(workdir):
   return os.path.join(os.path.abspath(workdir), 'checkpoints')
 
 
+def _best_metric(metrics):
+  return metrics.get(BEST_METRIC, metrics.get(_OLD_BEST_METRIC))
+
+
 def make_manager(workdir, keep_latest=3, read_only=False):
   policy = preservation_policy.AnyPreservationPolicy([
       preservation_policy.LatestN(n=keep_latest),
       # Lower is better, so sort descending and keep the last one.
       preservation_policy.BestN(
-          get_metric_fn=lambda metrics: metrics[BEST_METRIC], reverse=True,
+          get_metric_fn=_best_metric, reverse=True,
           n=1, keep_checkpoints_without_metrics=False),
   ])
   options = ocp.CheckpointManagerOptions(
@@ -56,14 +64,14 @@ def purge_deleted(manager):
     shutil.rmtree(os.path.join(deleted, name), ignore_errors=True)
 
 
-def save(manager, step, state, draw_config, metrics=None):
+def save(manager, step, state, model_config, metrics=None):
   """Starts an asynchronous save of state at step."""
   purge_deleted(manager)
   manager.save(
       int(step),
       args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),
-          model_config=ocp.args.JsonSave(dataclasses.asdict(draw_config))),
+          model_config=ocp.args.JsonSave(dataclasses.asdict(model_config))),
       metrics=metrics)
 
 
@@ -73,15 +81,22 @@ def _saved_model_config(manager, step):
   return restored['model_config']
 
 
-def check_compatible(manager, step, draw_config):
+def check_compatible(manager, step, model_config):
   """Raises CheckpointMismatchError naming every field that differs."""
   saved = _saved_model_config(manager, step)
-  wanted = dataclasses.asdict(draw_config)
+  wanted = dataclasses.asdict(model_config)
+  # A field added since the checkpoint was written had its default then.
+  defaults = {field.name: field.default
+              for field in dataclasses.fields(model_config)}
   # Execution fields change no parameter, so a run may switch them on resume.
   differences = [
-      f'{name}: checkpoint has {saved.get(name)!r}, config has {value!r}'
+      f'{name}: checkpoint has {saved.get(name, defaults[name])!r}, '
+      f'config has {value!r}'
       for name, value in wanted.items()
-      if name not in draw_model.EXECUTION_FIELDS and saved.get(name) != value]
+      if name not in draw_model.EXECUTION_FIELDS and
+      saved.get(name, defaults[name]) != value]
+  differences += [f'{name}: checkpoint has {saved[name]!r}, config has none'
+                  for name in saved if name not in wanted]
   if differences:
     raise CheckpointMismatchError(
         f'{manager.directory} holds a checkpoint (step {step}) of a different '
@@ -112,7 +127,7 @@ def _set_aside(manager, steps):
   manager.reload()
 
 
-def restore_latest(manager, abstract_state, draw_config, sharding, step=None,
+def restore_latest(manager, abstract_state, model_config, sharding, step=None,
                    set_aside_damaged=False):
   """The newest readable checkpoint's state (or step's), or None if none exist.
 
@@ -129,7 +144,7 @@ def restore_latest(manager, abstract_state, draw_config, sharding, step=None,
   target = _with_sharding(abstract_state, sharding)
   for index, candidate in enumerate(steps):
     try:
-      check_compatible(manager, candidate, draw_config)
+      check_compatible(manager, candidate, model_config)
       restored = manager.restore(
           candidate,
           args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))

@@ -1,7 +1,8 @@
 """What every mode builds from a config: checks, mesh, model, optimizer, state.
 
-The ConfigDict stops here: the model gets a frozen DrawConfig and the jitted
-functions close over plain Python values.
+The ConfigDict stops here: the model gets a frozen DrawConfig (or, for
+config.task='classify', a ClassifierConfig) and the jitted functions close
+over plain Python values.
 """
 import dataclasses
 
@@ -14,11 +15,12 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from draw_jax import checkpoints
+from draw_jax import classifier
 from draw_jax import input_pipeline
 from draw_jax import model as draw_model
+from draw_jax import tasks
 
 DATA_AXIS = 'data'
-IMAGE_SHAPES = {'binarized_mnist': (28, 28, 1), 'mnist': (28, 28, 1)}
 LR_SCHEDULES = ('constant', 'cosine')
 
 
@@ -26,13 +28,23 @@ class ConfigError(ValueError):
   """A config value that cannot run; the message names the field."""
 
 
-def model_config(config) -> draw_model.DrawConfig:
+def build_model_config(config):
   """The frozen model description: config.model plus the data's image shape."""
-  if config.data.name not in IMAGE_SHAPES:
+  if config.data.name not in input_pipeline.IMAGE_SHAPES:
     raise ConfigError(f'data.name={config.data.name!r} is unknown; choose one '
-                      f'of {sorted(IMAGE_SHAPES)}')
-  height, width, channels = IMAGE_SHAPES[config.data.name]
+                      f'of {sorted(input_pipeline.IMAGE_SHAPES)}')
+  if config.task not in tasks.TASKS:
+    raise ConfigError(f'task={config.task!r} is unknown; choose one of '
+                      f'{tasks.TASKS}')
+  height, width, channels = input_pipeline.IMAGE_SHAPES[config.data.name]
   try:
+    if config.task == tasks.CLASSIFY:
+      # The classifier reads these model.* keys; the generative ones it ignores.
+      fields = {field: config.model[key]
+                for field, key in classifier.MODEL_KEYS.items()}
+      return classifier.ClassifierConfig(
+          height=height, width=width, channels=channels,
+          num_classes=config.data.num_classes, **fields)
     return draw_model.DrawConfig(height=height, width=width, channels=channels,
                                  **config.model.to_dict())
   except (TypeError, ValueError) as error:
@@ -48,6 +60,10 @@ def binarization(config):
   if config.data.name == 'binarized_mnist' and method != 'none':
     raise ConfigError('data.binarization must be none for binarized_mnist: it is '
                       'already the fixed binarization the paper reports on')
+  if config.model.likelihood == 'discretized_logistic' and method != 'intensity':
+    raise ConfigError('model.likelihood=discretized_logistic models 8-bit '
+                      "intensities: it needs data.binarization='intensity', "
+                      f'got {method!r}')
   return method
 
 
@@ -60,8 +76,13 @@ def _require_positive(config, path):
 
 def validate(config, device_count=None):
   """Checks the whole config before any file is written; returns DrawConfig."""
-  draw_config = model_config(config)
+  model_config = build_model_config(config)
   binarization(config)
+  if (config.task == tasks.CLASSIFY and
+      config.data.name not in input_pipeline.LABELLED_DATASETS):
+    raise ConfigError(f'task=classify needs labels, and data.name='
+                      f'{config.data.name!r} has none; choose one of '
+                      f'{input_pipeline.LABELLED_DATASETS}')
   for path in ('train.batch_size', 'train.learning_rate', 'train.num_steps',
                'train.checkpoint_every', 'train.eval_every', 'train.log_every',
                'train.keep_checkpoints', 'eval.batch_size',
@@ -80,7 +101,7 @@ def validate(config, device_count=None):
     if config[group][field] % device_count:
       raise ConfigError(f'{path}={config[group][field]} does not divide evenly '
                         f'over {device_count} devices')
-  return draw_config
+  return model_config
 
 
 # ---- devices --------------------------------------------------------------
@@ -104,8 +125,8 @@ def batch_sharded(mesh):
 # ---- model, optimizer and train state ------------------------------------
 
 
-def create_model(draw_config, init_key):
-  return draw_model.Draw(draw_config, rngs=nnx.Rngs(init_key))
+def create_model(model_config, init_key):
+  return tasks.create_model(model_config, nnx.Rngs(init_key))
 
 
 def learning_rate_schedule(train_config):
@@ -129,29 +150,29 @@ def create_optimizer(train_config):
   return optimizer
 
 
-def initial_state(draw_config, optimizer, init_key):
+def initial_state(model_config, optimizer, init_key):
   """(graphdef, state): state is a plain dict of arrays, ready for Orbax."""
-  graphdef, params = nnx.split(create_model(draw_config, init_key))
+  graphdef, params = nnx.split(create_model(model_config, init_key))
   params = nnx.to_pure_dict(params)
   state = dict(step=jnp.zeros((), jnp.int32), params=params,
                opt_state=optimizer.init(params))
   return graphdef, state
 
 
-def graphdef_of(draw_config):
+def graphdef_of(model_config):
   """The model's structure, without allocating its parameters."""
   abstract_model = nnx.eval_shape(
-      lambda: create_model(draw_config, jax.random.key(0)))
+      lambda: create_model(model_config, jax.random.key(0)))
   return nnx.split(abstract_model)[0]
 
 
-def create_train_state(draw_config, optimizer, init_key, mesh):
+def create_train_state(model_config, optimizer, init_key, mesh):
   """A fresh state, built by jit straight into its replicated sharding.
 
   Every process computes the same state from the same key, so a
   multi-process run needs no broadcast.
   """
-  return jax.jit(lambda: initial_state(draw_config, optimizer, init_key)[1],
+  return jax.jit(lambda: initial_state(model_config, optimizer, init_key)[1],
                  out_shardings=replicated(mesh))()
 
 
@@ -160,9 +181,9 @@ def to_host(tree):
   return jax.tree.map(lambda leaf: np.asarray(leaf.addressable_data(0)), tree)
 
 
-def abstract_state(draw_config, optimizer, init_key):
+def abstract_state(model_config, optimizer, init_key):
   """Shapes and dtypes of the train state, without allocating it."""
-  return jax.eval_shape(lambda: initial_state(draw_config, optimizer, init_key)[1])
+  return jax.eval_shape(lambda: initial_state(model_config, optimizer, init_key)[1])
 
 
 def parameter_count(params):
@@ -174,7 +195,7 @@ def parameter_count(params):
 
 @dataclasses.dataclass
 class TrainedRun:
-  draw_config: draw_model.DrawConfig
+  model_config: draw_model.DrawConfig
   graphdef: object
   params: dict
   step: int
@@ -190,19 +211,20 @@ def run_keys(seed):
 
 def load_trained(config, workdir):
   """Validates config, then restores its checkpoint (eval.step, or latest)."""
-  draw_config = validate(config)
+  model_config = validate(config)
   mesh = make_mesh()
   optimizer = create_optimizer(config.train)
   init_key, _, _ = run_keys(config.train.seed)
-  graphdef = graphdef_of(draw_config)
+  graphdef = graphdef_of(model_config)
   manager = checkpoints.make_manager(workdir, read_only=True)
   step = None if config.eval.step < 0 else config.eval.step
   state = checkpoints.restore_latest(
-      manager, abstract_state(draw_config, optimizer, init_key), draw_config,
+      manager, abstract_state(model_config, optimizer, init_key), model_config,
       replicated(mesh), step=step)
   if state is None:
     raise FileNotFoundError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}'
                             '; train first with --mode=train')
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir)
-  return TrainedRun(draw_config, graphdef, state['params'], int(state['step']),
+  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
+                                      config.data.max_examples)
+  return TrainedRun(model_config, graphdef, state['params'], int(state['step']),
                     mesh, splits)

@@ -15,7 +15,7 @@ from draw_jax import attention
 from draw_jax import objectives
 
 _NUM_ATTENTION_PARAMS = 5
-_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 # DrawConfig fields that change how the model runs, not its parameters.
 EXECUTION_FIELDS = ('compute_dtype', 'scan_unroll')
 
@@ -33,6 +33,8 @@ class DrawConfig:
   read_n: int = 2
   write_n: int = 5
   attention: bool = True
+  # D(x | c_T): 'bernoulli' (the paper's) or 'discretized_logistic' (8-bit).
+  likelihood: str = 'bernoulli'
   # Matmul input dtype; parameters, canvas, KL and loss stay float32.
   compute_dtype: str = 'float32'
   # Time steps per trip of the scan's loop: speed only, same results.
@@ -50,13 +52,24 @@ class DrawConfig:
         raise ValueError(
             f'model.{name}={getattr(self, name)} is larger than the '
             f'{self.height}x{self.width} image')
-    if self.compute_dtype not in _DTYPES:
-      raise ValueError(f'model.compute_dtype must be one of {sorted(_DTYPES)}, '
+    if self.likelihood not in objectives.LIKELIHOODS:
+      raise ValueError(f'model.likelihood must be one of '
+                       f'{objectives.LIKELIHOODS}, got {self.likelihood!r}')
+    if self.compute_dtype not in DTYPES:
+      raise ValueError(f'model.compute_dtype must be one of {sorted(DTYPES)}, '
                        f'got {self.compute_dtype!r}')
 
   @property
   def image_shape(self):
     return (self.height, self.width, self.channels)
+
+  @property
+  def canvas_channels(self):
+    return objectives.canvas_channels(self.channels, self.likelihood)
+
+  @property
+  def canvas_shape(self):
+    return (self.height, self.width, self.canvas_channels)
 
   @property
   def read_size(self):
@@ -67,12 +80,13 @@ class DrawConfig:
   @property
   def write_size(self):
     side_area = self.write_n**2 if self.attention else self.height * self.width
-    return side_area * self.channels
+    return side_area * self.canvas_channels
 
 
 @struct.dataclass
 class DrawOutput:
   """What one training pass computes; leading axes [T, batch] per step."""
+  # The canvas has C channels, or 2C with the discretized logistic.
   canvas_logits_per_step: jnp.ndarray  # [T, batch, H, W, C]
   canvas_logits: jnp.ndarray  # [batch, H, W, C], c_T
   kl_per_step: jnp.ndarray  # [T, batch]
@@ -120,7 +134,7 @@ class Draw(nnx.Module):
 
   def __init__(self, config: DrawConfig, *, rngs: nnx.Rngs):
     self.config = config
-    dtype = _DTYPES[config.compute_dtype]
+    dtype = DTYPES[config.compute_dtype]
     self.encoder = LSTMCell(config.read_size + config.dec_size,
                             config.enc_size, dtype=dtype, rngs=rngs)
     self.decoder = LSTMCell(config.z_size, config.dec_size, dtype=dtype,
@@ -142,7 +156,7 @@ class Draw(nnx.Module):
     c = self.config
     zeros = lambda size: jnp.zeros((batch_size, size), jnp.float32)
     return StepState(
-        canvas_logits=jnp.zeros((batch_size,) + c.image_shape, jnp.float32),
+        canvas_logits=jnp.zeros((batch_size,) + c.canvas_shape, jnp.float32),
         encoder=(zeros(c.enc_size), zeros(c.enc_size)),
         decoder=(zeros(c.dec_size), zeros(c.dec_size)))
 
@@ -168,10 +182,10 @@ class Draw(nnx.Module):
     batch = decoder_hidden.shape[0]
     patch = self.write_patch(decoder_hidden).astype(jnp.float32)
     if not c.attention:
-      return patch.reshape((batch,) + c.image_shape), None
+      return patch.reshape((batch,) + c.canvas_shape), None
     params = attention.attention_params(
         self.write_attention(decoder_hidden), c.height, c.width, c.write_n)
-    patch = patch.reshape(batch, c.write_n, c.write_n, c.channels)
+    patch = patch.reshape(batch, c.write_n, c.write_n, c.canvas_channels)
     canvas_update = jax.vmap(attention.write, in_axes=(0, 0, None, None))(
         patch, params, c.height, c.width)
     return canvas_update, params
@@ -180,7 +194,8 @@ class Draw(nnx.Module):
 
   def step(self, state: StepState, images, noise):
     """One time step of eq. (3)-(8); returns the new state and per-step values."""
-    error_images = images - jax.nn.sigmoid(state.canvas_logits)  # eq. (3)
+    error_images = images - objectives.canvas_mean(  # eq. (3)
+        state.canvas_logits, self.config.channels)
     read_vector, read_params = self._read(images, error_images,
                                           state.decoder[0])  # eq. (4)
     encoder_state = self.encoder(

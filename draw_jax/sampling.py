@@ -14,6 +14,8 @@ from jax.sharding import PartitionSpec as P
 from draw_jax import evaluate
 from draw_jax import experiment
 from draw_jax import input_pipeline
+from draw_jax import objectives
+from draw_jax import tasks
 from draw_jax import visualize
 
 OUTPUTS = ('grid', 'evolution', 'gif', 'reconstruction', 'filters')
@@ -22,6 +24,8 @@ OUTPUTS = ('grid', 'evolution', 'gif', 'reconstruction', 'filters')
 _GENERATION_CHUNK = 1000
 # Samples in the GIFs and evolution grid: 16 keep a T = 64 GIF near 2 MB.
 _ANIMATED_SAMPLES = 16
+# Test images whose glimpses a classifier run draws.
+_GLIMPSE_EXAMPLES = 8
 
 
 def parse_outputs(outputs):
@@ -60,7 +64,8 @@ class Sampler:
 
   def _final_canvases(self, params, key, num_samples):
     generated = self._generate_all(params, key, num_samples)
-    return jax.nn.sigmoid(generated.canvas_logits_per_step[-1])
+    return objectives.canvas_mean(generated.canvas_logits_per_step[-1],
+                                  self.draw_config.channels)
 
   def _reconstruct_all(self, params, images, key):
     binary = input_pipeline.binarize(images, self._binarization,
@@ -123,7 +128,7 @@ def _render(computed, directory, config, sample_config, outputs, writer, step):
                      frame_duration=sample_config.gif_frame_seconds,
                      hold_frames=sample_config.gif_hold_frames)
   generated = computed['generated']
-  canvases = visualize.sigmoid(generated.canvas_logits_per_step)
+  canvases = _canvas_images(generated.canvas_logits_per_step, config)
   paths = {}
   pictures = {}
   if 'grid' in outputs:
@@ -143,13 +148,18 @@ def _render(computed, directory, config, sample_config, outputs, writer, step):
   if 'reconstruction' in outputs:
     paths['reconstruction'] = visualize.save_canvas_gif(
         os.path.join(directory, 'reconstruction.gif'),
-        visualize.sigmoid(reconstructed.canvas_logits_per_step),
+        _canvas_images(reconstructed.canvas_logits_per_step, config),
         write_params=reconstructed.write_params,
         read_params=reconstructed.read_params, write_n=write_n, read_n=read_n,
         **gif_options)
   if 'filters' in outputs and config.attention:
     paths.update(_write_filter_images(directory, reconstructed, config))
   return paths
+
+
+def _canvas_images(canvas_logits, config):
+  """Canvases as images: the mean channels (a logistic's scales are extra)."""
+  return visualize.sigmoid(canvas_logits[..., :config.channels])
 
 
 def _write_filter_images(directory, output, config):
@@ -165,12 +175,54 @@ def _write_filter_images(directory, output, config):
   return paths
 
 
-def sample(config, workdir):
-  """--mode=sample: writes every output from a checkpoint into workdir/samples."""
-  run = experiment.load_trained(config, workdir)
-  sampler = Sampler(run.graphdef, run.draw_config, run.mesh,
-                    experiment.binarization(config))
-  directory = os.path.join(workdir, 'samples', f'step_{run.step}')
+def make_pictures(config, graphdef, model_config, mesh):
+  """(params, directory, test_images, writer, step) -> paths, for the task.
+
+  Generative runs write samples, canvas GIFs and filterbanks; classifier runs
+  write their glimpses over a few test images.
+  """
+  if tasks.task_of(model_config) == tasks.CLASSIFY:
+    return GlimpsePictures(graphdef, model_config, mesh,
+                           experiment.binarization(config))
+  sampler = Sampler(graphdef, model_config, mesh, experiment.binarization(config))
   key = jax.random.key(config.sample.seed)
-  return write_samples(sampler, run.params, directory, key, config.sample,
-                       run.splits.test)
+
+  def write(params, directory, test_images, writer=None, step=0):
+    return write_samples(sampler, params, directory, key, config.sample,
+                         test_images, writer, step)
+
+  return write
+
+
+class GlimpsePictures:
+  """The classifier's T glimpse boxes drawn over a few test images."""
+
+  def __init__(self, graphdef, model_config, mesh, binarization):
+    self._config = model_config
+    self._binarization = binarization
+    self._glimpses = jax.jit(
+        lambda params, images: nnx.merge(graphdef, params)(
+            input_pipeline.binarize(images, binarization)).glimpse_params,
+        out_shardings=experiment.replicated(mesh))
+
+  def __call__(self, params, directory, test_images, writer=None, step=0):
+    images = evaluate.strided_subset(test_images, _GLIMPSE_EXAMPLES)
+    glimpse_params = experiment.to_host(self._glimpses(params, images))
+    if jax.process_index() != 0:
+      return {}
+    picture = visualize.glimpse_boxes_image(
+        images.astype(np.float32) / 255.0, glimpse_params, self._config.glimpse)
+    os.makedirs(directory, exist_ok=True)
+    path = visualize.save_png(os.path.join(directory, 'glimpses.png'), picture)
+    if writer:
+      writer.image(step, 'glimpses', picture)
+    logging.info('wrote %s', path)
+    return dict(glimpses=path)
+
+
+def sample(config, workdir):
+  """--mode=sample: writes the run's pictures from a checkpoint."""
+  run = experiment.load_trained(config, workdir)
+  pictures = make_pictures(config, run.graphdef, run.model_config, run.mesh)
+  directory = os.path.join(workdir, 'samples', f'step_{run.step}')
+  return pictures(run.params, directory, run.splits.test)

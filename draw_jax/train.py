@@ -22,8 +22,8 @@ from draw_jax import evaluate
 from draw_jax import experiment
 from draw_jax import input_pipeline
 from draw_jax import metrics
-from draw_jax import objectives
 from draw_jax import sampling
+from draw_jax import tasks
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,32 +57,41 @@ def batch_indices(step, epoch_order, batch_size):
                                       batch_size)
 
 
+def train_data(splits, mesh):
+  """The train split on the devices: uint8 images, and labels if it has them."""
+  data = dict(images=splits.train)
+  if splits.train_labels is not None:
+    data['labels'] = splits.train_labels
+  return jax.device_put(data, experiment.replicated(mesh))
+
+
 def make_train_step(graphdef, optimizer, mesh, config, train_key):
   """The jitted step: gathers its batch on the device, donates the state."""
   batch_size = config.train.batch_size
   method = experiment.binarization(config)
+  model_config = experiment.build_model_config(config)
 
-  def loss_fn(params, images, key):
-    output = nnx.merge(graphdef, params)(images, key)
-    terms = objectives.negative_elbo(output, images)
-    return jnp.mean(terms.total), terms
+  def loss_fn(params, images, labels, key):
+    return tasks.train_loss(nnx.merge(graphdef, params), model_config, images,
+                            labels, key)
 
-  def train_step(state, train_images, epoch_order):
+  def train_step(state, data, epoch_order):
     step = state['step']
     indices = batch_indices(step, epoch_order, batch_size)
-    batch = jax.lax.with_sharding_constraint(
-        train_images[indices], experiment.batch_sharded(mesh))
+    batch = jax.tree.map(
+        lambda split: jax.lax.with_sharding_constraint(
+            split[indices], experiment.batch_sharded(mesh)), data)
     step_key = jax.random.fold_in(train_key, step)
-    images = input_pipeline.binarize(batch, method, jax.random.fold_in(step_key, 1))
+    images = input_pipeline.binarize(batch['images'], method,
+                                     jax.random.fold_in(step_key, 1))
     (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state['params'], images, step_key)
+        state['params'], images, batch.get('labels'), step_key)
     updates, opt_state = optimizer.update(grads, state['opt_state'],
                                           state['params'])
     params = optax.apply_updates(state['params'], updates)
     # param_norm overflows as soon as a parameter does, so the step that makes
     # them non-finite is caught before its checkpoint is written.
-    step_metrics = dict(loss=loss, reconstruction=jnp.mean(terms.reconstruction),
-                        kl=jnp.mean(terms.kl), grad_norm=optax.tree.norm(grads),
+    step_metrics = dict(loss=loss, **terms, grad_norm=optax.tree.norm(grads),
                         param_norm=optax.tree.norm(params))
     return dict(step=step + 1, params=params, opt_state=opt_state), step_metrics
 
@@ -94,19 +103,19 @@ def make_train_step(graphdef, optimizer, mesh, config, train_key):
 @dataclasses.dataclass
 class Training:
   """What a training run executes; scripts/benchmark.py times exactly this."""
-  draw_config: object
+  model_config: object  # a model.DrawConfig or a classifier.ClassifierConfig
   mesh: object
   graphdef: object
   state: dict
-  train_images: jax.Array  # the whole train split, uint8, on the devices
-  train_step: Callable  # (state, train_images, epoch_order) -> (state, metrics)
+  train_data: dict  # the whole train split (images, labels), on the devices
+  train_step: Callable  # (state, train_data, epoch_order) -> (state, metrics)
   epoch_order: Callable  # epoch -> shuffled indices
   steps_per_epoch: int
 
 
 def build_training(config, splits, manager=None):
   """Model, state (restored from manager's newest checkpoint if any) and step."""
-  draw_config = experiment.validate(config)
+  model_config = experiment.validate(config)
   mesh = experiment.make_mesh()
   optimizer = experiment.create_optimizer(config.train)
   init_key, data_key, train_key = experiment.run_keys(config.train.seed)
@@ -114,15 +123,15 @@ def build_training(config, splits, manager=None):
   if manager is not None:
     # Refuses a workdir of another model before anything in it is written.
     state = checkpoints.restore_latest(
-        manager, experiment.abstract_state(draw_config, optimizer, init_key),
-        draw_config, experiment.replicated(mesh), set_aside_damaged=True)
+        manager, experiment.abstract_state(model_config, optimizer, init_key),
+        model_config, experiment.replicated(mesh), set_aside_damaged=True)
   if state is None:
-    state = experiment.create_train_state(draw_config, optimizer, init_key, mesh)
-  graphdef = experiment.graphdef_of(draw_config)
+    state = experiment.create_train_state(model_config, optimizer, init_key, mesh)
+  graphdef = experiment.graphdef_of(model_config)
   num_examples = splits.train.shape[0]
   return Training(
-      draw_config=draw_config, mesh=mesh, graphdef=graphdef, state=state,
-      train_images=jax.device_put(splits.train, experiment.replicated(mesh)),
+      model_config=model_config, mesh=mesh, graphdef=graphdef, state=state,
+      train_data=train_data(splits, mesh),
       train_step=make_train_step(graphdef, optimizer, mesh, config, train_key),
       epoch_order=make_epoch_order(data_key, num_examples, mesh),
       steps_per_epoch=steps_per_epoch(num_examples, config.train.batch_size))
@@ -165,6 +174,10 @@ class _StopSignal:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+# Logged to metrics.jsonl and TensorBoard, left out of the progress line.
+_NOT_SHOWN = ('train_loss', 'train_grad_norm', 'train_param_norm')
+
+
 class _Progress:
   """Averages step metrics and logs one progress line per log_every steps."""
 
@@ -197,10 +210,12 @@ class _Progress:
                  images_per_sec=steps_per_sec * self._batch, **(extra or {}))
     self._writer.scalars(step, means)
     remaining = (self._total - step) / max(steps_per_sec, 1e-9)
-    logging.info('step %d/%d | %.2f steps/s | %.0f img/s | loss %.2f '
-                 '(rec %.2f, kl %.2f) | %s left', step, self._total,
-                 steps_per_sec, means['images_per_sec'], means['train_loss'],
-                 means['train_reconstruction'], means['train_kl'],
+    parts = ', '.join(f'{name[len("train_"):]} {value:.4g}'
+                      for name, value in means.items()
+                      if name.startswith('train_') and name not in _NOT_SHOWN)
+    logging.info('step %d/%d | %.2f steps/s | %.0f img/s | loss %.2f (%s) | '
+                 '%s left', step, self._total, steps_per_sec,
+                 means['images_per_sec'], means['train_loss'], parts,
                  _duration(remaining))
     self._sums, self._count = {}, 0
     self._since, self._steps_at_since = time.time(), step
@@ -240,7 +255,8 @@ def _write_config(workdir, config):
 def train_and_evaluate(config, workdir):
   """Trains, evaluates and checkpoints in workdir, resuming what is there."""
   experiment.validate(config)
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir)
+  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
+                                      config.data.max_examples)
   prepare_workdir(workdir)
   manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
   training = build_training(config, splits, manager)
@@ -253,13 +269,13 @@ def train_and_evaluate(config, workdir):
                'resuming' if step else 'starting', step,
                experiment.parameter_count(training.state['params']),
                config.data.name, jax.device_count(), jax.default_backend())
-  binarization = experiment.binarization(config)
-  evaluator = evaluate.Evaluator(training.graphdef, training.mesh, binarization,
+  evaluator = evaluate.Evaluator(training.graphdef, training.model_config,
+                                 training.mesh, experiment.binarization(config),
                                  config.eval, config.train.seed)
-  sampler = sampling.Sampler(training.graphdef, training.draw_config,
-                             training.mesh, binarization)
-  loop = _Loop(config, workdir, training.draw_config, manager, writer,
-               evaluator, sampler, splits)
+  pictures = sampling.make_pictures(config, training.graphdef,
+                                    training.model_config, training.mesh)
+  loop = _Loop(config, workdir, training.model_config, manager, writer,
+               evaluator, pictures, splits)
   try:
     state = loop.run(training)
   finally:
@@ -272,15 +288,16 @@ def train_and_evaluate(config, workdir):
 class _Loop:
   """The host side of training: dispatch, logging, evaluation, checkpoints."""
 
-  def __init__(self, config, workdir, draw_config, manager, writer, evaluator,
-               sampler, splits):
+  def __init__(self, config, workdir, model_config, manager, writer, evaluator,
+               pictures, splits):
     self.config = config
     self.workdir = workdir
-    self.draw_config = draw_config
+    self.model_config = model_config
     self.manager = manager
     self.writer = writer
     self.evaluator = evaluator
-    self.sampler = sampler
+    self.pictures = pictures
+    self.best_metric = 'valid_' + tasks.BEST_METRICS[tasks.task_of(model_config)]
     self.splits = splits
     self._evaluated = {}  # step -> validation metrics, to not repeat them
     self._saved = set(manager.all_steps())
@@ -300,7 +317,7 @@ class _Loop:
         if step // training.steps_per_epoch != epoch:
           epoch = step // training.steps_per_epoch
           epoch_order = training.epoch_order(epoch)
-        state, step_metrics = training.train_step(state, training.train_images,
+        state, step_metrics = training.train_step(state, training.train_data,
                                                   epoch_order)
         step += 1
         if pending is not None:
@@ -363,23 +380,21 @@ class _Loop:
     self._saved.add(step)
     saved_metrics = None
     if eval_metrics is not None:
-      saved_metrics = {checkpoints.BEST_METRIC: eval_metrics['valid_neg_elbo']}
-    checkpoints.save(self.manager, step, state, self.draw_config, saved_metrics)
+      saved_metrics = {checkpoints.BEST_METRIC: eval_metrics[self.best_metric]}
+    checkpoints.save(self.manager, step, state, self.model_config, saved_metrics)
 
   def _evaluate(self, state, step, split, iw_samples):
     results = evaluate.evaluate_split(self.evaluator, state['params'],
-                                      getattr(self.splits, split), iw_samples,
-                                      split)
+                                      self.splits, iw_samples, split)
     self.writer.scalars(step, results)
     logging.info('step %d %s', step, _format(results))
     return results
 
   def _write_samples(self, state, step):
-    # Every process runs the sampling computation; only the first writes.
+    # Every process runs the pictures' computation; only the first writes.
     directory = os.path.join(self.workdir, 'samples', f'step_{step}')
-    key = jax.random.key(self.config.sample.seed)
-    sampling.write_samples(self.sampler, state['params'], directory, key,
-                           self.config.sample, self.splits.test, self.writer, step)
+    self.pictures(state['params'], directory, self.splits.test, self.writer,
+                  step)
 
   def _finish(self, state, step, progress):
     """Final checkpoint, validation and test evaluation, samples."""

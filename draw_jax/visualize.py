@@ -215,3 +215,24 @@ def save_png(path, image):
   """Writes a uint8 image [h, w, 3] as PNG; returns the path."""
   iio.imwrite(path, np.asarray(image, dtype=np.uint8))
   return path
+
+
+def glimpse_boxes_image(images, glimpse_params, glimpse, upscale=2,
+                        padding=1):
+  """One row per image [n, H, W, C], one column per glimpse t with its box.
+
+  `glimpse_params` has fields [T, n], as a classifier's output gives them.
+  Like the paper's Figure 4, cell (i, t) is image i upscaled with glimpse t's
+  read window outlined in READ_COLOUR.
+  """
+  images = np.asarray(images)
+  boxes_TxN = attention_box(glimpse_params, glimpse)
+  num_steps, n = np.shape(boxes_TxN[0])
+  if n != images.shape[0]:
+    raise ValueError(f'{images.shape[0]} images but glimpse params for {n}')
+  cells = _upscale(_to_rgb_uint8(images), upscale)  # [n, h, w, 3]
+  cells_NxT = np.broadcast_to(cells[:, None], (n, num_steps) + cells.shape[1:])
+  boxes_NxT = tuple(np.swapaxes(edge, 0, 1) for edge in boxes_TxN)
+  cells_NxT = draw_boxes(cells_NxT, boxes_NxT, READ_COLOUR, upscale)
+  return _tile(cells_NxT.reshape((n * num_steps,) + cells.shape[1:]), n,
+               num_steps, padding)

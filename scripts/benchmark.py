@@ -93,39 +93,40 @@ def define_flags():
 
 def build_training(config):
   """The trainer's own state, on-device train split, epoch order and step."""
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir)
+  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
+                                      config.data.max_examples)
   return train.build_training(config, splits), splits
 
 
-def compile_step(train_step, state, train_images, epoch_order):
+def compile_step(train_step, state, train_data, epoch_order):
   """(compiled, lower seconds, lower + compile seconds) of the jitted step."""
   start = time.perf_counter()
-  lowered = train_step.lower(state, train_images, epoch_order)
+  lowered = train_step.lower(state, train_data, epoch_order)
   lowered_at = time.perf_counter()
   compiled = lowered.compile()
   return compiled, lowered_at - start, time.perf_counter() - start
 
 
-def time_training(compiled, state, train_images, epoch_order, warmup, steps):
+def time_training(compiled, state, train_data, epoch_order, warmup, steps):
   """Seconds of each timed step, each blocked on; returns (state, metrics, times)."""
   step_metrics = None
   for _ in range(warmup):
-    state, step_metrics = compiled(state, train_images, epoch_order)
+    state, step_metrics = compiled(state, train_data, epoch_order)
     jax.block_until_ready((state, step_metrics))
   times = []
   for _ in range(steps):
     start = time.perf_counter()
-    state, step_metrics = compiled(state, train_images, epoch_order)
+    state, step_metrics = compiled(state, train_data, epoch_order)
     jax.block_until_ready((state, step_metrics))
     times.append(time.perf_counter() - start)
   return state, step_metrics, times
 
 
-def time_pipelined(compiled, state, train_images, epoch_order, steps):
+def time_pipelined(compiled, state, train_data, epoch_order, steps):
   """Seconds per step when steps are dispatched back to back, as the trainer does."""
   start = time.perf_counter()
   for _ in range(steps):
-    state, step_metrics = compiled(state, train_images, epoch_order)
+    state, step_metrics = compiled(state, train_data, epoch_order)
   jax.block_until_ready((state, step_metrics))
   return state, (time.perf_counter() - start) / steps
 
@@ -161,14 +162,14 @@ def xla_train_flops(config, training, splits, compiled):
   counts agree and the total is the rolled count, which is then complete.
   """
   rolled = cost_flops(compiled)
-  T = training.draw_config.T
+  T = training.model_config.T
   if T == 1:
     return XlaFlops(rolled, 0.0, rolled)
   unrolled_config = copy.deepcopy(config)
   unrolled_config.model.scan_unroll = 2
   unrolled = train.build_training(unrolled_config, splits)
   twice = cost_flops(unrolled.train_step.lower(
-      training.state, training.train_images,
+      training.state, training.train_data,
       training.epoch_order(0)).compile())
   per_time_step = (twice - rolled) / (1 + T % 2)
   return XlaFlops(rolled, per_time_step, rolled + (T - 1) * per_time_step)
@@ -267,25 +268,25 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
   config.eval.iw_examples = iw_examples
   training, splits = build_training(config)
   epoch_order = training.epoch_order(0)
-  draw_config, device_count = training.draw_config, jax.device_count()
+  draw_config, device_count = training.model_config, jax.device_count()
   print(f'{config_name}: T={draw_config.T}, batch {batch}, '
         f'{experiment.parameter_count(training.state["params"]):,} parameters, '
         f'{device_count} {jax.default_backend()} device(s) '
         f'({jax.devices()[0].device_kind}), jax {jax.__version__}', flush=True)
 
   compiled, lower_sec, compile_sec = compile_step(
-      training.train_step, training.state, training.train_images, epoch_order)
+      training.train_step, training.state, training.train_data, epoch_order)
   print(f'compile: {compile_sec:.2f} s (lowering {lower_sec:.2f} s)', flush=True)
   memory = compiled.memory_analysis()
   temp_mb = memory.temp_size_in_bytes / 2**20 if memory is not None else None
   flop_counts = xla_train_flops(config, training, splits, compiled)
 
   state, step_metrics, times = time_training(
-      compiled, training.state, training.train_images, epoch_order, warmup,
+      compiled, training.state, training.train_data, epoch_order, warmup,
       steps)
   step_sec = statistics.median(times)
   train_images_per_sec = batch / step_sec
-  state, pipelined_sec = time_pipelined(compiled, state, training.train_images,
+  state, pipelined_sec = time_pipelined(compiled, state, training.train_data,
                                         epoch_order, steps)
   final_loss = float(step_metrics['loss'])
   print(f'train: {train_images_per_sec:.1f} images/s (median step {step_sec * 1e3:.2f} ms '
@@ -308,12 +309,12 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
         f'fraction {roofline_fraction:.3f}', flush=True)
 
   binarization = experiment.binarization(config)
-  evaluator = evaluate.Evaluator(training.graphdef, training.mesh, binarization,
-                                 config.eval, config.train.seed)
+  evaluator = evaluate.Evaluator(training.graphdef, draw_config, training.mesh,
+                                 binarization, config.eval, config.train.seed)
   params = state['params']
   eval_images = evaluate.strided_subset(splits.test, eval_examples)
   eval_first, eval_sec, _ = time_calls(
-      lambda: evaluator.negative_elbo(params, eval_images), repeats)
+      lambda: evaluator.split_means(params, eval_images), repeats)
   eval_images_per_sec = len(eval_images) / eval_sec
   print(f'negative ELBO: {eval_images_per_sec:.1f} images/s on {len(eval_images)} '
         f'(first call {eval_first:.2f} s)', flush=True)

@@ -77,13 +77,13 @@ def test_iw_key_names_k():
 
 
 def test_hand_count_of_the_paper_models():
-  attention = experiment.model_config(default.get_config())
+  attention = experiment.build_model_config(default.get_config())
   # Forward FLOPs of one step: encoder gates 2*520*1024 = 1,064,960; decoder
   # gates 2*356*1024 = 729,088; posterior 2*256*200 = 102,400; write patch
   # 2*256*25 = 12,800; two attention heads 2*2*256*5 = 5,120; read
   # 2*2*28*28*2 + 2*2*2*28*2 = 6,720; write 2*28*5*5 + 2*28*5*28 = 9,240.
   assert benchmark.hand_count_train_flops(attention) == 3 * 64 * 1_930_328
-  no_attention = experiment.model_config(mnist_noattn.get_config())
+  no_attention = experiment.build_model_config(mnist_noattn.get_config())
   # Encoder gates 2*(1568+256+256)*1024 = 4,259,840; decoder 729,088;
   # posterior 102,400; write 2*256*784 = 401,408.
   assert benchmark.hand_count_train_flops(no_attention) == 3 * 64 * 5_492_736
@@ -97,18 +97,18 @@ def smoke_flops(data_dir):
   training, splits = benchmark.build_training(config)
   epoch_order = training.epoch_order(0)
   compiled, _, _ = benchmark.compile_step(training.train_step, training.state,
-                                          training.train_images, epoch_order)
+                                          training.train_data, epoch_order)
   counts = benchmark.xla_train_flops(config, training, splits, compiled)
   config.model.scan_unroll = config.model.T  # no loop left at all
   fully_unrolled = train.build_training(config, splits)
   unrolled = benchmark.cost_flops(fully_unrolled.train_step.lower(
-      training.state, training.train_images, epoch_order).compile())
+      training.state, training.train_data, epoch_order).compile())
   return training, counts, unrolled
 
 
 def test_xla_count_holds_every_time_step(smoke_flops):
   training, counts, unrolled = smoke_flops
-  T = training.draw_config.T
+  T = training.model_config.T
   # XLA counts a rolled loop's body once; the correction adds the other T - 1.
   assert counts.per_time_step > 0
   assert counts.total == pytest.approx(counts.rolled +
@@ -127,7 +127,7 @@ def test_hand_count_within_2x_of_xla(smoke_flops):
   larger.
   """
   training, counts, _ = smoke_flops
-  draw_config = training.draw_config
+  draw_config = training.model_config
   hand = benchmark.hand_count_train_flops(draw_config)
   per_step_ratio = counts.per_time_step / FLOPS_BATCH / (hand / draw_config.T)
   assert 0.5 < per_step_ratio < 2, per_step_ratio

@@ -37,9 +37,9 @@ def real_mnist():
 @_needs_real_data
 def test_real_binarized_mnist_has_expected_splits(real_binarized_mnist):
   splits = real_binarized_mnist
-  assert [split.shape for split in splits] == [
+  assert [split.shape for split in splits.images] == [
       (50000, 28, 28, 1), (10000, 28, 28, 1), (10000, 28, 28, 1)]
-  for split in splits:
+  for split in splits.images:
     assert split.dtype == np.uint8
     # uint8, so min 0 and max 1 means every value is 0 or 1.
     assert split.min() == 0 and split.max() == 1
@@ -52,9 +52,9 @@ def test_real_binarized_mnist_has_expected_splits(real_binarized_mnist):
 @_needs_real_data
 def test_real_mnist_is_grey_and_split_50000_10000_10000(real_mnist):
   splits = real_mnist
-  assert [split.shape for split in splits] == [
+  assert [split.shape for split in splits.images] == [
       (50000, 28, 28, 1), (10000, 28, 28, 1), (10000, 28, 28, 1)]
-  for split in splits:
+  for split in splits.images:
     assert split.dtype == np.uint8
     assert split.max() == 255
   # Full training set mean intensity is 0.1307 (README), test 0.1325.
@@ -104,9 +104,9 @@ def test_no_data_dir_loads_through_tfds(monkeypatch):
   monkeypatch.setitem(sys.modules, 'tensorflow_datasets', fake_tfds)
   splits = input_pipeline.load_splits('mnist', '')
   assert requested_splits == ['train[:50000]', 'train[50000:]', 'test']
-  assert [split.shape for split in splits] == [
+  assert [split.shape for split in splits.images] == [
       (5, 28, 28, 1), (2, 28, 28, 1), (3, 28, 28, 1)]
-  assert all(split.dtype == np.uint8 for split in splits)
+  assert all(split.dtype == np.uint8 for split in splits.images)
 
 
 # --- .amat ------------------------------------------------------------------
@@ -249,7 +249,7 @@ def _write_tiny_mnist(folder, train_count=2, test_count=3):
 def test_mnist_files_at_top_level_load_and_split(tmp_path):
   _write_tiny_mnist(tmp_path, train_count=60000)
   splits = input_pipeline.load_splits('mnist', str(tmp_path))
-  assert [len(split) for split in splits] == [50000, 10000, 3]
+  assert [len(split) for split in splits.images] == [50000, 10000, 3]
 
 
 def test_truncated_gz_is_reported(tmp_path):
@@ -307,8 +307,9 @@ def test_missing_mnist_folder_names_file_and_source(tmp_path):
 def test_unknown_data_set_lists_known_names(tmp_path):
   with pytest.raises(
       input_pipeline.DataError,
-      match="unknown data set 'cifar10'.*binarized_mnist, mnist"):
-    input_pipeline.load_splits('cifar10', str(tmp_path))
+      match="unknown data set 'imagenet'.*binarized_mnist, mnist, "
+            'mnist_two_digit, cluttered_mnist, coloured_mnist, svhn, cifar10'):
+    input_pipeline.load_splits('imagenet', str(tmp_path))
 
 
 # --- binarize ---------------------------------------------------------------

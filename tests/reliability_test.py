@@ -417,8 +417,8 @@ def poisoned_loss(monkeypatch, data_dir):
   poison = jnp.asarray(splits.train[index], jnp.float32)
   negative_elbo = objectives.negative_elbo
 
-  def poisoned(output, images):
-    terms = negative_elbo(output, images)
+  def poisoned(output, images, *likelihood):
+    terms = negative_elbo(output, images, *likelihood)
     hit = jnp.any(jnp.all(images == poison[None], axis=(1, 2, 3)))
     return terms.replace(
         reconstruction=terms.reconstruction * jnp.where(hit, jnp.nan, 1.0))

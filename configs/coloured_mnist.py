@@ -1,0 +1,17 @@
+"""The colour path on data we have offline: MNIST digits tinted at random.
+
+SVHN and CIFAR-10 are not on our machines, so this synthetic colour set
+(draw_jax/mnist_scenes.py) checks C = 3 end to end: the same filters on every
+channel, and the discretized logistic likelihood in bits/dim. The network is
+CIFAR-10's (configs/cifar10.py) at MNIST's 28x28.
+
+  python -m draw_jax.main --config=configs/coloured_mnist.py --workdir=/tmp/draw_colour
+"""
+from configs import cifar10
+from configs import default
+
+
+def get_config(arg=None):
+  config = cifar10.get_config()
+  config.data.name = 'coloured_mnist'
+  return default.apply_overrides(config, arg)

@@ -1,0 +1,163 @@
+"""DRAW's attention as a classifier: the 'differentiable RAM' of section 4.1.
+
+An LSTM takes T glimpses of the image through the read attention of section
+3.2, each placed by a linear layer on its previous hidden state, and a linear
+softmax layer on the last hidden state names the class (Table 1: cluttered
+MNIST 100x100). The LSTM state starts at zero, as in model.Draw.
+"""
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from flax import struct
+
+from draw_jax import attention
+from draw_jax import model as draw_model
+
+_NUM_ATTENTION_PARAMS = 5
+# Fields that change how the model runs, not its parameters: as for DRAW.
+EXECUTION_FIELDS = draw_model.EXECUTION_FIELDS
+# ClassifierConfig field -> the config.model key, shared with DRAW, that the
+# trainer fills it from; errors name the key the user wrote.
+MODEL_KEYS = {'T': 'T', 'hidden_size': 'enc_size', 'glimpse': 'read_n',
+              'compute_dtype': 'compute_dtype', 'scan_unroll': 'scan_unroll'}
+
+
+def _config_name(field):
+  return 'model.' + MODEL_KEYS.get(field, field)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+  """Everything that fixes the classifier's shape."""
+  height: int = 100
+  width: int = 100
+  channels: int = 1
+  T: int = 8  # glimpses
+  hidden_size: int = 256
+  glimpse: int = 12  # N of the N x N read
+  num_classes: int = 10
+  # Matmul input dtype of the LSTM; attention, glimpses and logits stay float32.
+  compute_dtype: str = 'float32'
+  # Time steps per trip of the scan's loop: speed only, same results.
+  scan_unroll: int = 1
+
+  def __post_init__(self):
+    for field in ('height', 'width', 'channels', 'T', 'hidden_size', 'glimpse',
+                  'num_classes', 'scan_unroll'):
+      value = getattr(self, field)
+      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f'{_config_name(field)} must be an integer >= 1, got {value!r}')
+    if self.glimpse > max(self.height, self.width):
+      raise ValueError(
+          f'{_config_name("glimpse")}={self.glimpse} is larger than the '
+          f'{self.height}x{self.width} image')
+    if self.compute_dtype not in draw_model.DTYPES:
+      raise ValueError(
+          f'model.compute_dtype must be one of {sorted(draw_model.DTYPES)}, '
+          f'got {self.compute_dtype!r}')
+
+  @property
+  def glimpse_size(self):
+    """Length of the flattened glimpse, the LSTM's input."""
+    return self.glimpse**2 * self.channels
+
+
+@struct.dataclass
+class ClassifierOutput:
+  logits: jnp.ndarray  # [batch, num_classes], float32
+  glimpse_params: attention.AttentionParams  # fields [T, batch]
+  glimpses: jnp.ndarray  # [T, batch, N, N, C], gamma included
+
+
+def whole_image_attention_bias(config: ClassifierConfig):
+  """The raw attention outputs whose glimpse is a blurred view of the image.
+
+  g~ = 0 centres the glimpse and d~ = 1 spreads the N filter centres from the
+  first pixel to the last (eq. (21)-(23)). The filters' variance is then set
+  to sigma = stride / 2: with the default sigma = 1 a 12x12 read of a 100x100
+  image would sample single pixels 9 apart and could miss a digit's strokes
+  altogether, whereas overlapping filters average every pixel, so the first
+  glimpse shows where the digit is. gamma = 1 keeps glimpse values in [0, 1].
+  """
+  largest_side = max(config.height, config.width)
+  full_stride = (largest_side - 1.0) / max(config.glimpse - 1, 1)
+  # sigma^2 = (stride / 2)^2; a 1-pixel image has stride 0, so floor sigma.
+  sigma = max(full_stride / 2.0, 0.5)
+  return jnp.array([0.0, 0.0, 2.0 * math.log(sigma), 0.0, 0.0], jnp.float32)
+
+
+class GlimpseClassifier(nnx.Module):
+  """An LSTM that reads T attention glimpses, then classifies its last state."""
+
+  def __init__(self, config: ClassifierConfig, *, rngs: nnx.Rngs):
+    self.config = config
+    dtype = draw_model.DTYPES[config.compute_dtype]
+    self.lstm = draw_model.LSTMCell(config.glimpse_size, config.hidden_size,
+                                    dtype=dtype, rngs=rngs)
+    # Zero weights make every glimpse start as the whole-image view set by
+    # the bias, whatever the state; training then learns where to look.
+    # Attention stays float32, as in model.Draw: bfloat16 would round glimpse
+    # positions on a 100-pixel image to about half a pixel.
+    whole_image_bias = whole_image_attention_bias(config)
+    self.attention = nnx.Linear(
+        config.hidden_size, _NUM_ATTENTION_PARAMS,
+        kernel_init=nnx.initializers.zeros_init(),
+        bias_init=lambda key, shape, dtype: whole_image_bias.astype(dtype),
+        rngs=rngs)
+    # float32: a 10-way layer costs nothing and the logits feed the loss.
+    self.classify = nnx.Linear(config.hidden_size, config.num_classes,
+                               rngs=rngs)
+
+  def initial_state(self, batch_size):
+    zeros = jnp.zeros((batch_size, self.config.hidden_size), jnp.float32)
+    return (zeros, zeros)
+
+  def read(self, images, hidden):
+    """The glimpses [batch, N, N, C] placed by h_{t-1}, and their params."""
+    c = self.config
+    params = attention.attention_params(
+        self.attention(hidden), c.height, c.width, c.glimpse)
+    glimpses = jax.vmap(attention.read, in_axes=(0, 0, None))(
+        images, params, c.glimpse)
+    return glimpses, params
+
+  def step(self, state, images):
+    """One glimpse: read where h_{t-1} points, then update the LSTM."""
+    glimpses, params = self.read(images, state[0])
+    state = self.lstm(state, glimpses.reshape(glimpses.shape[0], -1))
+    return state, dict(glimpse_params=params, glimpses=glimpses)
+
+  def logits(self, state):
+    """Class scores from the final hidden state h_T, float32."""
+    return self.classify(state[0]).astype(jnp.float32)
+
+  def __call__(self, images) -> ClassifierOutput:
+    """Classifies images [batch, H, W, C] in [0, 1] after T glimpses."""
+    c = self.config
+    images = jnp.asarray(images, jnp.float32)
+    final_state, per_step = jax.lax.scan(
+        lambda state, _: self.step(state, images),
+        self.initial_state(images.shape[0]), None, length=c.T,
+        unroll=c.scan_unroll)
+    return ClassifierOutput(logits=self.logits(final_state),
+                            glimpse_params=per_step['glimpse_params'],
+                            glimpses=per_step['glimpses'])
+
+
+def cross_entropy(logits, labels):
+  """Per-example softmax cross-entropy [batch] for integer labels."""
+  return optax.softmax_cross_entropy_with_integer_labels(
+      logits.astype(jnp.float32), labels)
+
+
+def is_wrong(logits, labels):
+  """Per-example 1.0 where the top class is not the label, else 0.0 [batch].
+
+  Per example rather than a mean, so masked eval batches can be summed.
+  """
+  return (jnp.argmax(logits, axis=-1) != labels).astype(jnp.float32)

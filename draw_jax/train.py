@@ -195,9 +195,9 @@ class _Progress:
       self._sums[name] = self._sums.get(name, 0.0) + float(value)
     self._count += 1
 
-  def restart_clock(self, step):
+  def leave_out(self, seconds):
     """Leaves evaluation and sampling time out of the next steps/s figure."""
-    self._since, self._steps_at_since = time.time(), step
+    self._since += seconds
 
   def report(self, step, extra=None):
     if not self._count:
@@ -360,11 +360,12 @@ class _Loop:
     train = self.config.train
     if step % train.log_every == 0:
       progress.report(step, dict(skipped_updates=skipped_updates(state['opt_state'])))
+    started = time.time()
     if step % train.eval_every == 0:
       self._validate(state, step)
     if step % train.checkpoint_every == 0:
       self._save(state, step, self._evaluated.get(step))
-    progress.restart_clock(step)
+    progress.leave_out(time.time() - started)
 
   def _validate(self, state, step):
     """Validation ELBO and samples, once per step whatever asks for them."""

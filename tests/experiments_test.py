@@ -17,7 +17,9 @@ from configs import coloured_mnist
 from configs import mnist_two_digit
 from configs import svhn
 from draw_jax import checkpoints
+from draw_jax import evaluate
 from draw_jax import experiment
+from draw_jax import sampling
 from draw_jax import train
 import data_files
 
@@ -75,6 +77,13 @@ def test_cluttered_classifier_trains_evaluates_and_draws_glimpses(tmp_path,
   lines = [json.loads(line) for line in
            (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert any('train_error' in line for line in lines)
+  # --mode=eval and --mode=sample on the classifier's checkpoint.
+  config = _classifier_config(data_dir)
+  assert evaluate.evaluate(config, str(tmp_path))['test_error'] == (
+      results['test_error'])
+  (_samples(tmp_path) / 'glimpses.png').unlink()
+  assert set(sampling.sample(config, str(tmp_path))) == {'glimpses'}
+  assert (_samples(tmp_path) / 'glimpses.png').exists()
 
 
 def test_classifier_resumes_to_the_same_parameters(tmp_path, data_dir):

@@ -113,10 +113,21 @@ class Evaluator:
     on_device, count = self._on_device(dict(images=images), batch_size)
     on_device = on_device['images']
     total = 0.0
-    for batch_index in range(on_device.shape[0] // batch_size):
+    num_batches = on_device.shape[0] // batch_size
+    started = time.time()
+    for batch_index in range(num_batches):
       total += float(experiment.to_host(self._iw_batch(
           params, on_device, batch_index, batch_size, num_samples, count)))
+      _log_progress(f'IW bound, K = {num_samples}', batch_index + 1,
+                    num_batches, time.time() - started)
     return total / count, count
+
+
+def _log_progress(what, done, total, seconds):
+  """One line per batch, for evaluations long enough to wonder about."""
+  if total > 1:
+    logging.info('%s: batch %d of %d, %.0f s elapsed, ~%.0f s left', what,
+                 done, total, seconds, seconds / done * (total - done))
 
 
 def evaluate_split(evaluator, params, splits, iw_samples, split):

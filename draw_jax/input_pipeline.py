@@ -230,12 +230,12 @@ def _check_dataset_name(name):
     raise DataError(f'unknown data set {name!r}; known data sets: {known}')
 
 
-def _candidate_folders(data_dir, name):
+def candidate_folders(data_dir, name):
   """Files may sit in a subfolder named after the data set or at the top."""
   return (os.path.join(data_dir, name), data_dir)
 
 
-def _folder_note(data_dir):
+def folder_note(data_dir):
   if os.path.isdir(data_dir):
     return ''
   return f' (the data folder {data_dir} does not exist)'
@@ -245,7 +245,7 @@ def _folder_note(data_dir):
 
 
 def _load_binarized_mnist(data_dir):
-  folders = _candidate_folders(data_dir, 'binarized_mnist')
+  folders = candidate_folders(data_dir, 'binarized_mnist')
   for folder in folders:
     npz_path = os.path.join(folder, 'binarized_mnist.npz')
     if os.path.isfile(npz_path):
@@ -264,7 +264,7 @@ def _load_binarized_mnist(data_dir):
           f'{_BINARIZED_MNIST_URL}')
   expected = os.path.join(folders[0], 'binarized_mnist.npz')
   raise DataError(
-      f'{expected}: not found{_folder_note(data_dir)}; also looked for '
+      f'{expected}: not found{folder_note(data_dir)}; also looked for '
       f'{os.path.join(data_dir, "binarized_mnist.npz")} and '
       'binarized_mnist_{train,valid,test}.amat in both folders; '
       f'{_BINARIZED_MNIST_HELP.format(folder=folders[0])}')
@@ -278,7 +278,7 @@ def _load_binarized_npz(path):
     npz = np.load(path)
   except read_errors as error:
     raise DataError(
-        f'{path}: cannot read as .npz ({_one_line(error)})') from error
+        f'{path}: cannot read as .npz ({one_line(error)})') from error
   if not isinstance(npz, np.lib.npyio.NpzFile):
     raise DataError(f'{path}: holds a single array, not an .npz archive of '
                     'train, valid, test')
@@ -292,7 +292,7 @@ def _load_binarized_npz(path):
       arrays = {split: npz[split] for split in _SPLIT_NAMES}
     except read_errors as error:
       raise DataError(
-          f'{path}: cannot read its arrays ({_one_line(error)})') from error
+          f'{path}: cannot read its arrays ({one_line(error)})') from error
   return Splits(*(_as_binary_images(arrays[split], f'{path}: array {split!r}')
                   for split in _SPLIT_NAMES))
 
@@ -325,7 +325,7 @@ def _parse_amat(path):
     with open(path, 'rb') as f:
       text = np.frombuffer(f.read(), np.uint8)
   except OSError as error:
-    raise DataError(f'{path}: cannot read ({_one_line(error)})') from error
+    raise DataError(f'{path}: cannot read ({one_line(error)})') from error
   pixels = _parse_standard_amat(text)
   if pixels is None:
     pixels = _parse_any_amat(path, text)
@@ -389,7 +389,7 @@ def _line_number(text, position):
 
 
 def _load_mnist(data_dir):
-  folders = _candidate_folders(data_dir, 'mnist')
+  folders = candidate_folders(data_dir, 'mnist')
   paths = {filename: _find_mnist_file(data_dir, folders, filename)
            for filename in (_MNIST_TRAIN_IMAGES, _MNIST_TRAIN_LABELS,
                             _MNIST_TEST_IMAGES, _MNIST_TEST_LABELS)}
@@ -414,7 +414,7 @@ def _find_mnist_file(data_dir, folders, filename):
     if os.path.isfile(path):
       return path
   raise DataError(
-      f'{paths[0]}: not found, nor {paths[1]}{_folder_note(data_dir)}; '
+      f'{paths[0]}: not found, nor {paths[1]}{folder_note(data_dir)}; '
       f'{_MNIST_HELP} into {folders[0]}')
 
 
@@ -463,16 +463,16 @@ def _read_gzip(path):
     with open(path, 'rb') as f:
       compressed = f.read()
   except OSError as error:
-    raise DataError(f'{path}: cannot read ({_one_line(error)})') from error
+    raise DataError(f'{path}: cannot read ({one_line(error)})') from error
   try:
     return gzip.decompress(compressed)
   except (EOFError, OSError, zlib.error) as error:
     raise DataError(
         f'{path}: cannot decompress, the .gz file is truncated or corrupt '
-        f'({_one_line(error)}); download it again') from error
+        f'({one_line(error)}); download it again') from error
 
 
-def _one_line(error):
+def one_line(error):
   text = str(error).strip().splitlines()
   return f'{type(error).__name__}: {text[0]}' if text else type(error).__name__
 
@@ -501,7 +501,7 @@ def _load_from_tfds(name):
     except Exception as error:  # tfds fails with many types (download, build).
       raise DataError(
           f'tensorflow-datasets could not load {tfds_name} split {split!r} '
-          f'({_one_line(error)}); set DRAW_DATA_DIR or data.dir to a local '
+          f'({one_line(error)}); set DRAW_DATA_DIR or data.dir to a local '
           'copy instead') from error
     images.append(
         np.asarray(dataset['image'], np.uint8).reshape(-1, *image_shape))

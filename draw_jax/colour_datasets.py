@@ -51,16 +51,11 @@ _SVHN_TRAIN = 'train_32x32.mat'
 _SVHN_TEST = 'test_32x32.mat'
 
 _DataError = input_pipeline.DataError
-# The MNIST readers' helpers, so that every data set looks for files and
-# words its errors the same way.
-candidate_folders = input_pipeline.candidate_folders
-folder_note = input_pipeline.folder_note
-one_line = input_pipeline.one_line
 
 
 def load_cifar10(data_dir):
   """CIFAR-10 splits from data_dir/cifar10/ or data_dir/ (folder or archive)."""
-  folders = candidate_folders(data_dir, 'cifar10')
+  folders = input_pipeline.candidate_folders(data_dir, 'cifar10')
   for folder in folders:
     batch_folder = os.path.join(folder, _CIFAR_FOLDER)
     if os.path.isdir(batch_folder):
@@ -71,7 +66,7 @@ def load_cifar10(data_dir):
       return _cifar_splits(_read_cifar_archive(archive), archive)
   expected = os.path.join(folders[0], _CIFAR_FOLDER, _CIFAR_TRAIN_BATCHES[0])
   raise _DataError(
-      f'{expected}: not found{folder_note(data_dir)}; also '
+      f'{expected}: not found{input_pipeline.folder_note(data_dir)}; also '
       f'looked for {os.path.join(folders[1], _CIFAR_FOLDER)} and '
       f'{_CIFAR_ARCHIVE} in both folders; download {CIFAR10_URL} and unpack '
       f'it (or just put it) into {folders[0]}')
@@ -103,7 +98,7 @@ def _read_cifar_folder(batch_folder):
       with open(path, 'rb') as f:
         batches[name] = _parse_cifar_batch(f, path)
     except OSError as error:
-      raise _DataError(f'{path}: cannot read ({one_line(error)})') from error
+      raise _DataError(f'{path}: cannot read ({input_pipeline.one_line(error)})') from error
   return batches
 
 
@@ -121,7 +116,7 @@ def _read_cifar_archive(archive):
               tar.extractfile(member), source)
   except (tarfile.TarError, OSError, EOFError) as error:
     raise _DataError(
-        f'{archive}: cannot read as .tar.gz ({one_line(error)}); download '
+        f'{archive}: cannot read as .tar.gz ({input_pipeline.one_line(error)}); download '
         f'{CIFAR10_URL} again') from error
   missing = [member for member, name in wanted.items() if name not in batches]
   if missing:
@@ -149,7 +144,7 @@ def _parse_cifar_batch(file, source):
     batch = _ArrayOnlyUnpickler(file, encoding='bytes').load()
   except Exception as error:  # Damaged pickles fail with many error types.
     raise _DataError(
-        f'{source}: cannot unpickle ({one_line(error)}); download '
+        f'{source}: cannot unpickle ({input_pipeline.one_line(error)}); download '
         f'{CIFAR10_URL} again') from error
   if not isinstance(batch, dict):
     raise _DataError(f'{source}: holds a {type(batch).__name__}; expected the '
@@ -191,16 +186,10 @@ def _cifar_splits(batches, source):
 
 
 def _find_svhn_file(data_dir, filename):
-  folders = candidate_folders(data_dir, 'svhn')
-  paths = [os.path.join(folder, filename) for folder in folders]
-  for path in paths:
-    if os.path.isfile(path):
-      return path
-  raise _DataError(
-      f'{paths[0]}: not found, nor {paths[1]}'
-      f'{folder_note(data_dir)}; download {_SVHN_TRAIN} and '
-      f'{_SVHN_TEST} (format 2, cropped digits) from {SVHN_URL} into '
-      f'{folders[0]}')
+  return input_pipeline.find_file(
+      data_dir, input_pipeline.candidate_folders(data_dir, 'svhn'), filename,
+      f'download {_SVHN_TRAIN} and {_SVHN_TEST} (format 2, cropped digits) '
+      f'from {SVHN_URL}')
 
 
 def _read_svhn_mat(path):
@@ -209,7 +198,7 @@ def _read_svhn_mat(path):
     contents = scipy.io.loadmat(path)
   except Exception as error:  # Damaged files fail with many error types.
     raise _DataError(
-        f'{path}: cannot read as a MATLAB .mat file ({one_line(error)}); '
+        f'{path}: cannot read as a MATLAB .mat file ({input_pipeline.one_line(error)}); '
         f'download it again from {SVHN_URL}') from error
   missing = [key for key in ('X', 'y') if key not in contents]
   if missing:

@@ -390,7 +390,7 @@ def _line_number(text, position):
 
 def _load_mnist(data_dir):
   folders = candidate_folders(data_dir, 'mnist')
-  paths = {filename: _find_mnist_file(data_dir, folders, filename)
+  paths = {filename: find_file(data_dir, folders, filename, _MNIST_HELP)
            for filename in (_MNIST_TRAIN_IMAGES, _MNIST_TRAIN_LABELS,
                             _MNIST_TEST_IMAGES, _MNIST_TEST_LABELS)}
   train_images, train_labels = _load_idx_images_with_labels(
@@ -408,14 +408,15 @@ def _load_mnist(data_dir):
                 train_labels[_MNIST_TRAIN_SIZE:], test_labels)
 
 
-def _find_mnist_file(data_dir, folders, filename):
+def find_file(data_dir, folders, filename, how_to_get):
+  """The first folder's copy of filename, else a DataError saying how_to_get."""
   paths = [os.path.join(folder, filename) for folder in folders]
   for path in paths:
     if os.path.isfile(path):
       return path
   raise DataError(
       f'{paths[0]}: not found, nor {paths[1]}{folder_note(data_dir)}; '
-      f'{_MNIST_HELP} into {folders[0]}')
+      f'{how_to_get} into {folders[0]}')
 
 
 def _load_idx_images_with_labels(images_path, labels_path):

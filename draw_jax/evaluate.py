@@ -98,13 +98,16 @@ class Evaluator:
     if labels is not None:
       data['labels'] = labels
     on_device, count = self._on_device(data, batch_size)
-    totals = None
+    totals = {}
     num_batches = on_device['images'].shape[0] // batch_size
     for batch_index in range(num_batches):
-      sums = self._terms_batch(params, on_device, batch_index, batch_size, count)
-      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    return {name: float(value) / count
-            for name, value in experiment.to_host(totals).items()}
+      # Summed on the host: an eager op on arrays that span processes is a
+      # program of its own that every process must launch in step.
+      sums = experiment.to_host(
+          self._terms_batch(params, on_device, batch_index, batch_size, count))
+      for name, value in sums.items():
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return {name: value / count for name, value in totals.items()}
 
   def importance_weighted_nll(self, params, images, num_samples):
     """Mean -log p(x) estimate with K = num_samples, in nats."""

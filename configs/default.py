@@ -46,7 +46,10 @@ def get_config(arg=None):
       likelihood='bernoulli',
       # 'bfloat16' runs the matmuls in bf16; parameters and loss stay float32.
       compute_dtype='float32',
-      scan_unroll=1))  # time steps per scan loop trip: speed only
+      scan_unroll=1,  # time steps per scan loop trip: speed only
+      # What the backward pass keeps per step: 'dots' (fastest on CPU),
+      # 'full' (least memory: recompute all but the carry) or 'none'.
+      remat='dots'))
 
   config.data = ml_collections.ConfigDict(dict(
       # binarized_mnist | mnist (grey) | mnist_two_digit | cluttered_mnist |

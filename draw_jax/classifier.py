@@ -23,7 +23,8 @@ EXECUTION_FIELDS = draw_model.EXECUTION_FIELDS
 # ClassifierConfig field -> the config.model key, shared with DRAW, that the
 # trainer fills it from; errors name the key the user wrote.
 MODEL_KEYS = {'T': 'T', 'hidden_size': 'enc_size', 'glimpse': 'read_n',
-              'compute_dtype': 'compute_dtype', 'scan_unroll': 'scan_unroll'}
+              'compute_dtype': 'compute_dtype', 'scan_unroll': 'scan_unroll',
+              'remat': 'remat'}
 
 
 def _config_name(field):
@@ -44,6 +45,8 @@ class ClassifierConfig:
   compute_dtype: str = 'float32'
   # Time steps per trip of the scan's loop: speed only, same results.
   scan_unroll: int = 1
+  # A model.REMAT_POLICIES key: speed and memory only, same results.
+  remat: str = 'dots'
 
   def __post_init__(self):
     for field in ('height', 'width', 'channels', 'T', 'hidden_size', 'glimpse',
@@ -60,6 +63,7 @@ class ClassifierConfig:
       raise ValueError(
           f'model.compute_dtype must be one of {sorted(draw_model.DTYPES)}, '
           f'got {self.compute_dtype!r}')
+    draw_model.check_remat(self.remat)
 
   @property
   def glimpse_size(self):
@@ -140,8 +144,10 @@ class GlimpseClassifier(nnx.Module):
     """Classifies images [batch, H, W, C] in [0, 1] after T glimpses."""
     c = self.config
     images = jnp.asarray(images, jnp.float32)
+    step = draw_model.rematerialised(
+        lambda state, _: self.step(state, images), c.remat)
     final_state, per_step = jax.lax.scan(
-        lambda state, _: self.step(state, images),
+        step,
         self.initial_state(images.shape[0]), None, length=c.T,
         unroll=c.scan_unroll)
     return ClassifierOutput(logits=self.logits(final_state),

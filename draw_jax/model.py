@@ -16,8 +16,19 @@ from draw_jax import objectives
 
 _NUM_ATTENTION_PARAMS = 5
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+# What the backward pass keeps of each time step; the rest it recomputes.
+# 'dots' keeps only the weight matmuls' outputs: on a 2-core CPU the paper's
+# MNIST model trains faster so than keeping everything (README, Performance),
+# because the T steps' elementwise and filterbank intermediates are never
+# written out and read back. 'full' keeps only the scan carry, for the least
+# memory; 'none' keeps everything.
+REMAT_POLICIES = {
+    'none': None,
+    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    'full': jax.checkpoint_policies.nothing_saveable,
+}
 # DrawConfig fields that change how the model runs, not its parameters.
-EXECUTION_FIELDS = ('compute_dtype', 'scan_unroll')
+EXECUTION_FIELDS = ('compute_dtype', 'scan_unroll', 'remat')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +50,8 @@ class DrawConfig:
   compute_dtype: str = 'float32'
   # Time steps per trip of the scan's loop: speed only, same results.
   scan_unroll: int = 1
+  # A REMAT_POLICIES key: speed and memory only, same results.
+  remat: str = 'dots'
 
   def __post_init__(self):
     for name in ('height', 'width', 'channels', 'T', 'enc_size', 'dec_size',
@@ -58,6 +71,7 @@ class DrawConfig:
     if self.compute_dtype not in DTYPES:
       raise ValueError(f'model.compute_dtype must be one of {sorted(DTYPES)}, '
                        f'got {self.compute_dtype!r}')
+    check_remat(self.remat)
 
   @property
   def image_shape(self):
@@ -101,6 +115,19 @@ class DrawOutput:
 class GenerationOutput:
   canvas_logits_per_step: jnp.ndarray  # [T, num_samples, H, W, C]
   write_params: Optional[attention.AttentionParams]  # fields [T, num_samples]
+
+
+def check_remat(remat):
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f'model.remat must be one of {sorted(REMAT_POLICIES)}, '
+                     f'got {remat!r}')
+
+
+def rematerialised(step_fn, remat):
+  """step_fn under the REMAT_POLICIES[remat] checkpoint policy."""
+  if REMAT_POLICIES[remat] is None:
+    return step_fn
+  return jax.checkpoint(step_fn, policy=REMAT_POLICIES[remat])
 
 
 class LSTMCell(nnx.Module):
@@ -164,17 +191,26 @@ class Draw(nnx.Module):
 
   def _read(self, images, error_images, decoder_hidden):
     """r_t = read(x, x_hat, h_dec_{t-1}), flattened to [batch, read_size]."""
-    both = jnp.concatenate([images, error_images], axis=-1)
     batch = images.shape[0]
     if not self.config.attention:
+      both = jnp.concatenate([images, error_images], axis=-1)
       return both.reshape(batch, -1), None
     c = self.config
     params = attention.attention_params(
         self.read_attention(decoder_hidden), c.height, c.width, c.read_n)
-    # One filterbank per example serves x and x_hat: they are read as channels.
-    glimpses = jax.vmap(attention.read, in_axes=(0, 0, None))(
-        both, params, c.read_n)
+    glimpses = jax.vmap(self._read_image_and_error)(images, error_images,
+                                                     params)
     return glimpses.reshape(batch, -1), params
+
+  def _read_image_and_error(self, image, error_image, params):
+    """One filterbank serves x and x_hat. Reading them one at a time, rather
+    than stacked as channels, never copies x (the same every step) into a
+    per-step array."""
+    c = self.config
+    fx_NxA, fy_NxB = attention.filterbank(params, c.height, c.width, c.read_n)
+    return jnp.concatenate(
+        [attention.read_with_filters(one, fx_NxA, fy_NxB, params.gamma)
+         for one in (image, error_image)], axis=-1)
 
   def _write(self, decoder_hidden):
     """write(h_dec_t), shaped like the canvas."""
@@ -220,8 +256,10 @@ class Draw(nnx.Module):
     batch = images.shape[0]
     # All T steps' noise is drawn up front, so the scan body holds no RNG.
     noise_TxBxZ = jax.random.normal(key, (c.T, batch, c.z_size))
+    step = rematerialised(
+        lambda state, noise: self.step(state, images, noise), c.remat)
     final_state, per_step = jax.lax.scan(
-        lambda state, noise: self.step(state, images, noise),
+        step,
         self.initial_state(batch), noise_TxBxZ, unroll=c.scan_unroll)
     return DrawOutput(
         canvas_logits_per_step=per_step['canvas_logits'],

@@ -109,6 +109,28 @@ def test_scan_unroll_changes_nothing():
                              _model(T=4)(images).logits, rtol=1e-5, atol=1e-6)
 
 
+def _loss_and_grads(model, images, labels):
+  graphdef, params = nnx.split(model)
+
+  def loss(params):
+    logits = nnx.merge(graphdef, params)(images).logits
+    return jnp.mean(classifier.cross_entropy(logits, labels))
+
+  return jax.value_and_grad(loss)(params)
+
+
+@pytest.mark.parametrize('remat', ['none', 'full'])
+def test_remat_changes_neither_loss_nor_gradients(remat):
+  config = _model().config
+  images, labels = _images(config), _labels(config)
+  loss, grads = _loss_and_grads(_model(remat=remat), images, labels)
+  expected_loss, expected_grads = _loss_and_grads(_model(), images, labels)
+  np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                       atol=1e-6),
+               grads, expected_grads)
+
+
 def test_bfloat16_compute_is_finite_and_close_to_float32():
   images = _images(_model().config, batch=4)
   exact = _model()(images).logits
@@ -122,7 +144,8 @@ def test_bfloat16_compute_is_finite_and_close_to_float32():
     (dict(glimpse=29), 'model.read_n'), (dict(T=0), 'model.T'),
     (dict(hidden_size=0), 'model.enc_size'),
     (dict(num_classes=1.5), 'model.num_classes'),
-    (dict(compute_dtype='int8'), 'model.compute_dtype')])
+    (dict(compute_dtype='int8'), 'model.compute_dtype'),
+    (dict(remat='some'), 'model.remat')])
 def test_bad_config_is_rejected_with_its_name(bad, name):
   with pytest.raises(ValueError, match=name):
     classifier.ClassifierConfig(**{**TINY, **bad})

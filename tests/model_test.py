@@ -130,8 +130,44 @@ def test_importance_weighted_passes_cover_k():
   assert objectives.largest_divisor_at_most(7, 4) == 1
 
 
+def _loss_and_grads(model, images, key):
+  graphdef, params = nnx.split(model)
+
+  def loss(params):
+    output = nnx.merge(graphdef, params)(images, key)
+    return jnp.mean(objectives.negative_elbo(output, images).total)
+
+  return jax.value_and_grad(loss)(params)
+
+
+@pytest.mark.parametrize('remat', ['dots', 'full'])
+@pytest.mark.parametrize('use_attention', [True, False])
+def test_remat_changes_neither_loss_nor_gradients(remat, use_attention):
+  model = _model(attention=use_attention)
+  images, key = _images(model.config), jax.random.key(3)
+  loss, grads = _loss_and_grads(_model(attention=use_attention, remat=remat),
+                                images, key)
+  expected_loss, expected_grads = _loss_and_grads(
+      _model(attention=use_attention, remat='none'), images, key)
+  np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                       atol=1e-6),
+               grads, expected_grads)
+
+
+@pytest.mark.parametrize('remat,wrapped', [('none', False), ('dots', True),
+                                           ('full', True)])
+def test_remat_policy_wraps_the_scan_step(remat, wrapped):
+  model = _model(remat=remat)
+  images = _images(model.config)
+  jaxpr = str(jax.make_jaxpr(lambda x: model(x, jax.random.key(0)).canvas_logits)(
+      images))
+  assert ('remat' in jaxpr) == wrapped
+
+
 @pytest.mark.parametrize('bad', [dict(T=0), dict(read_n=29), dict(write_n=0),
-                                 dict(z_size=2.5), dict(compute_dtype='int8')])
+                                 dict(z_size=2.5), dict(compute_dtype='int8'),
+                                 dict(remat='some')])
 def test_bad_config_is_rejected_with_its_name(bad):
   with pytest.raises(ValueError, match=next(iter(bad))):
     draw_model.DrawConfig(**bad)

@@ -71,6 +71,25 @@ def test_last_line_is_json_with_every_key_positive_and_finite(smoke_run):
       'train_gflops_per_image_loop_body_once']
 
 
+def test_profile_step_ranks_the_step_ops(data_dir):
+  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
+  completed = subprocess.run(
+      [sys.executable, str(REPO / 'scripts' / 'profile_step.py'),
+       '--config=configs/smoke.py', '--config.model.T=3', '--batch', '8',
+       '--steps', '2', '--warmup', '1', '--trace_steps', '1', '--top', '5'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert completed.returncode == 0, completed.stderr[-4000:]
+  lines = completed.stdout.strip().splitlines()
+  assert 'median step' in lines[0] and 'page faults' in lines[0]
+  op_lines = lines[2:]
+  assert len(op_lines) == 5
+  milliseconds = [float(line.split()[0]) for line in op_lines]
+  assert all(ms >= 0 for ms in milliseconds)
+  assert milliseconds == sorted(milliseconds, reverse=True)
+  assert not any(line.split()[-1].startswith(('ThunkExecutor', 'PjitFunction'))
+                 for line in op_lines)
+
+
 def test_iw_key_names_k():
   assert benchmark.iw_key(100) == 'iw100_images_per_sec'
   assert benchmark.iw_key(4) == 'iw4_images_per_sec'

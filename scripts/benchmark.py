@@ -59,19 +59,33 @@ _NUM_ATTENTION_PARAMS = 5
 _LSTM_GATES = 4
 
 
-def define_flags():
-  """Registers the flags; under __main__ only, so tests can import this file.
-
-  A process that also imports draw_jax.main would otherwise define --config twice.
-  """
+def define_step_flags(steps, warmup):
+  """--config, --batch, --steps and --warmup: what any timing of the step takes."""
   config_flags.DEFINE_config_file(
       'config', None, 'A configs/*.py file, optionally with :name=value,...',
       lock_config=True)
   flags.DEFINE_integer('batch', None, 'Training batch; overrides '
                        'config.train.batch_size when given.', lower_bound=1)
-  flags.DEFINE_integer('steps', 30, 'Timed training steps.', lower_bound=1)
-  flags.DEFINE_integer('warmup', 5, 'Untimed training steps before them.',
+  flags.DEFINE_integer('steps', steps, 'Timed training steps.', lower_bound=1)
+  flags.DEFINE_integer('warmup', warmup, 'Untimed training steps before them.',
                        lower_bound=0)
+  flags.mark_flags_as_required(['config'])
+
+
+def config_from_flags():
+  """The --config config, with --batch applied."""
+  config = flags.FLAGS.config
+  if flags.FLAGS.batch is not None:
+    config.train.batch_size = flags.FLAGS.batch
+  return config
+
+
+def define_flags():
+  """Registers the flags; under __main__ only, so tests can import this file.
+
+  A process that also imports draw_jax.main would otherwise define --config twice.
+  """
+  define_step_flags(steps=30, warmup=5)
   flags.DEFINE_integer('iw_samples', 100, 'K of the importance-weighted bound.',
                        lower_bound=1)
   flags.DEFINE_integer('eval_examples', 1000, 'Test images for the ELBO timing.',
@@ -85,7 +99,6 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer('matmul_repeats', 50, 'Timed calls of the reference '
                        'matmul.', lower_bound=1)
-  flags.mark_flags_as_required(['config'])
 
 
 # ---- the trainer's step -----------------------------------------------------
@@ -376,9 +389,7 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = flags.FLAGS.config
-  if flags.FLAGS.batch is not None:
-    config.train.batch_size = flags.FLAGS.batch
+  config = config_from_flags()
   config_name = config_flags.get_config_filename(flags.FLAGS['config'])
   try:
     result = run(config, config_name, steps=flags.FLAGS.steps,

@@ -30,7 +30,6 @@ sys.path.insert(0, os.path.join(REPO_ROOT, 'scripts'))
 from absl import app
 from absl import flags
 import jax
-from ml_collections import config_flags
 
 import benchmark
 from draw_jax import experiment
@@ -43,14 +42,7 @@ _NOT_AN_OP = ('ThunkExecutor', '$', 'SlinkyThreadPool', 'PjitFunction',
 
 
 def define_flags():
-  config_flags.DEFINE_config_file('config', None, 'Config file to profile.',
-                                  lock_config=True)
-  flags.mark_flags_as_required(['config'])
-  flags.DEFINE_integer('batch', None, 'Training batch; overrides '
-                       'config.train.batch_size.', lower_bound=1)
-  flags.DEFINE_integer('steps', 10, 'Timed training steps.', lower_bound=1)
-  flags.DEFINE_integer('warmup', 3, 'Untimed steps before them.',
-                       lower_bound=0)
+  benchmark.define_step_flags(steps=10, warmup=3)
   flags.DEFINE_integer('trace_steps', 3, 'Steps recorded by the profiler.',
                        lower_bound=1)
   flags.DEFINE_integer('top', 25, 'Ops to list; 0 skips the trace.',
@@ -111,11 +103,8 @@ def profile(config, *, steps, warmup, trace_steps, top):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = flags.FLAGS.config
-  if flags.FLAGS.batch is not None:
-    config.train.batch_size = flags.FLAGS.batch
   try:
-    profile(config, steps=flags.FLAGS.steps, warmup=flags.FLAGS.warmup,
+    profile(benchmark.config_from_flags(), steps=flags.FLAGS.steps, warmup=flags.FLAGS.warmup,
             trace_steps=flags.FLAGS.trace_steps, top=flags.FLAGS.top)
   except (experiment.ConfigError, input_pipeline.DataError) as error:
     sys.exit(f'error: {error}')

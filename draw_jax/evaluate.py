@@ -152,6 +152,20 @@ def evaluate_split(evaluator, params, splits, iw_samples, split):
   return results
 
 
+def unused_path(workdir, stem):
+  """workdir/<stem>.json, else <stem>_2.json, _3, ...: never a file that exists.
+
+  The trainer's own eval_<step>.json, and every earlier --mode=eval result,
+  stay as they were.
+  """
+  path = os.path.join(workdir, f'{stem}.json')
+  copy = 2
+  while os.path.exists(path):
+    path = os.path.join(workdir, f'{stem}_{copy}.json')
+    copy += 1
+  return path
+
+
 def evaluate(config, workdir):
   """--mode=eval: the test (or valid) loss terms, and the IW NLL if asked."""
   run = experiment.load_trained(config, workdir)
@@ -161,7 +175,10 @@ def evaluate(config, workdir):
   results = dict(step=run.step, **evaluate_split(
       evaluator, run.params, run.splits, config.eval.iw_samples,
       config.eval.split))
-  path = os.path.join(workdir, f'eval_{run.step}.json')
+  stem = f'eval_{run.step}_{config.eval.split}'
+  if config.eval.iw_samples:
+    stem += f'_iw{config.eval.iw_samples}'
+  path = unused_path(workdir, stem)
   if jax.process_index() == 0:
     with open(path, 'w') as f:
       json.dump(results, f, indent=2)

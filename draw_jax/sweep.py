@@ -50,8 +50,12 @@ def point_name(point):
 
 
 def final_results(workdir):
-  """The newest eval_<step>.json in workdir as a dict, or None."""
-  paths = glob.glob(os.path.join(workdir, 'eval_*.json'))
+  """The trainer's newest eval_<step>.json in workdir as a dict, or None.
+
+  --mode=eval results (eval_<step>_<split>....json) are not a run's own.
+  """
+  paths = [path for path in glob.glob(os.path.join(workdir, 'eval_*.json'))
+           if re.fullmatch(r'eval_\d+\.json', os.path.basename(path))]
   if not paths:
     return None
   newest = max(paths, key=lambda p: int(re.findall(r'eval_(\d+)', p)[-1]))

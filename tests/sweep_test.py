@@ -34,6 +34,9 @@ def test_tables_hold_every_point(tmp_path):
   (tmp_path / 'a').mkdir()
   (tmp_path / 'a' / 'eval_10.json').write_text(
       '{"step": 10, "valid_neg_elbo": 100.5, "test_neg_elbo": 101.25}')
+  # A later --mode=eval result is not the run's own final evaluation.
+  (tmp_path / 'a' / 'eval_99_test_iw100.json').write_text(
+      '{"step": 99, "test_neg_elbo": 1.0}')
   rows = sweep.table_rows([dict(T=8), dict(T=16)],
                           [str(tmp_path / 'a'), str(tmp_path / 'missing')])
   markdown = sweep.markdown_table(rows).splitlines()

@@ -107,11 +107,18 @@ def test_eval_mode_iw_bound_is_no_worse_than_elbo(trained):
   config, workdir, _ = trained
   config = _config(config.data.dir)
   config.eval.update(iw_samples=8, iw_examples=0, split='valid')
+  trainers_own = (workdir / 'eval_20.json').read_text()
   results = evaluate.evaluate(config, str(workdir))
   assert np.isfinite(results['valid_neg_elbo'])
   assert np.isfinite(results['valid_iw8_nll'])
   assert results['valid_iw8_nll'] <= results['valid_neg_elbo']
-  assert (workdir / 'eval_20.json').exists()
+  written = json.loads((workdir / 'eval_20_valid_iw8.json').read_text())
+  assert written['valid_iw8_nll'] == pytest.approx(results['valid_iw8_nll'])
+  # Evaluating again adds a file: neither result nor the trainer's is lost.
+  evaluate.evaluate(config, str(workdir))
+  assert (workdir / 'eval_20_valid_iw8_2.json').exists()
+  assert json.loads((workdir / 'eval_20_valid_iw8.json').read_text()) == written
+  assert (workdir / 'eval_20.json').read_text() == trainers_own
 
 
 def test_sample_mode_writes_decodable_images(trained):

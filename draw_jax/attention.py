@@ -96,7 +96,7 @@ def write(patch, params, height, width):
   fx_NxA, fy_NxB = filterbank(params, height, width, glimpse)
   # 1/gamma scales the N x N patch rather than the B x A canvas: the same
   # product, but its backward pass reduces over N^2 values per example, not
-  # over the whole canvas (a tenth of the CPU training step when it did).
+  # over the whole canvas (7% of the CPU training step when it did).
   patch_NxNxC = _with_channels(patch) / jnp.maximum(params.gamma, GAMMA_FLOOR)
   canvas_BxAxC = jnp.einsum('ib,ijc,ja->bac', fy_NxB, patch_NxNxC, fx_NxA)
   return canvas_BxAxC if patch.ndim == 3 else canvas_BxAxC[..., 0]

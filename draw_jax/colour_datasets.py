@@ -98,7 +98,8 @@ def _read_cifar_folder(batch_folder):
       with open(path, 'rb') as f:
         batches[name] = _parse_cifar_batch(f, path)
     except OSError as error:
-      raise _DataError(f'{path}: cannot read ({input_pipeline.one_line(error)})') from error
+      raise _DataError(
+          f'{path}: cannot read ({input_pipeline.one_line(error)})') from error
   return batches
 
 
@@ -116,8 +117,9 @@ def _read_cifar_archive(archive):
               tar.extractfile(member), source)
   except (tarfile.TarError, OSError, EOFError) as error:
     raise _DataError(
-        f'{archive}: cannot read as .tar.gz ({input_pipeline.one_line(error)}); download '
-        f'{CIFAR10_URL} again') from error
+        f'{archive}: cannot read as .tar.gz '
+        f'({input_pipeline.one_line(error)}); download {CIFAR10_URL} again'
+    ) from error
   missing = [member for member, name in wanted.items() if name not in batches]
   if missing:
     raise _DataError(
@@ -144,8 +146,8 @@ def _parse_cifar_batch(file, source):
     batch = _ArrayOnlyUnpickler(file, encoding='bytes').load()
   except Exception as error:  # Damaged pickles fail with many error types.
     raise _DataError(
-        f'{source}: cannot unpickle ({input_pipeline.one_line(error)}); download '
-        f'{CIFAR10_URL} again') from error
+        f'{source}: cannot unpickle ({input_pipeline.one_line(error)}); '
+        f'download {CIFAR10_URL} again') from error
   if not isinstance(batch, dict):
     raise _DataError(f'{source}: holds a {type(batch).__name__}; expected the '
                      "dict of b'data' and b'labels' of a CIFAR-10 batch")
@@ -198,8 +200,9 @@ def _read_svhn_mat(path):
     contents = scipy.io.loadmat(path)
   except Exception as error:  # Damaged files fail with many error types.
     raise _DataError(
-        f'{path}: cannot read as a MATLAB .mat file ({input_pipeline.one_line(error)}); '
-        f'download it again from {SVHN_URL}') from error
+        f'{path}: cannot read as a MATLAB .mat file '
+        f'({input_pipeline.one_line(error)}); download it again from '
+        f'{SVHN_URL}') from error
   missing = [key for key in ('X', 'y') if key not in contents]
   if missing:
     found = ', '.join(key for key in contents if not key.startswith('__'))

@@ -20,8 +20,8 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 # 'dots' keeps only the weight matmuls' outputs: on a 2-core CPU the paper's
 # MNIST model then trains about 1.1x faster than keeping everything (README,
 # Performance), because the T steps' elementwise and filterbank intermediates
-# are never written out and read back. 'full' keeps only the scan carry, for the least
-# memory; 'none' keeps everything.
+# are never written out and read back. 'full' keeps only the scan carry, for
+# the least memory; 'none' keeps everything.
 REMAT_POLICIES = {
     'none': None,
     'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
@@ -203,9 +203,11 @@ class Draw(nnx.Module):
     return glimpses.reshape(batch, -1), params
 
   def _read_image_and_error(self, image, error_image, params):
-    """One filterbank serves x and x_hat. Reading them one at a time, rather
-    than stacked as channels, never copies x (the same every step) into a
-    per-step array."""
+    """[read(x), read(x_hat)] as channels, through one filterbank.
+
+    Reading them one at a time, rather than stacked as channels, never copies
+    x (the same every step) into a per-step array.
+    """
     c = self.config
     fx_NxA, fy_NxB = attention.filterbank(params, c.height, c.width, c.read_n)
     return jnp.concatenate(

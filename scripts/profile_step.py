@@ -104,8 +104,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   try:
-    profile(benchmark.config_from_flags(), steps=flags.FLAGS.steps, warmup=flags.FLAGS.warmup,
-            trace_steps=flags.FLAGS.trace_steps, top=flags.FLAGS.top)
+    profile(benchmark.config_from_flags(), steps=flags.FLAGS.steps,
+            warmup=flags.FLAGS.warmup, trace_steps=flags.FLAGS.trace_steps,
+            top=flags.FLAGS.top)
   except (experiment.ConfigError, input_pipeline.DataError) as error:
     sys.exit(f'error: {error}')
 

@@ -34,20 +34,30 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 SPLIT_SEEDS = {'train': 1, 'valid': 2, 'test': 3}
 
-_DIGIT_SIZE = 28
+DIGIT_SIZE = 28
 # Rows processed at once by `coloured`, so its float temporaries stay small
 # (4096 images x 28 x 28 x 3 float32 is 38 MB) even for all 60,000 digits.
 _CHUNK = 4096
+
+
+def two_digit_layout(count, seed, size=60):
+  """(partners [n], corners [n, 2, 2]) of two_digit's scenes for that seed.
+
+  Scene i holds digit i and digit partners[i]; corners[i, k] is the (row,
+  column) of digit k's top-left pixel, 0-based, each digit 28x28.
+  """
+  _check_canvas_fits(size, DIGIT_SIZE)
+  rng = np.random.default_rng(seed)
+  partners = _other_indices(rng, count, ())
+  corners = _positions(rng, (count, 2), size, DIGIT_SIZE)
+  return partners, corners
 
 
 def two_digit(digits, seed, size=60):
   """[n, size, size, 1] uint8: digit i plus one random other, added, clipped."""
   digits = _as_digit_array(digits)
   count = len(digits)
-  _check_canvas_fits(size, _DIGIT_SIZE)
-  rng = np.random.default_rng(seed)
-  partners = _other_indices(rng, count, ())
-  positions = _positions(rng, (count, 2), size, _DIGIT_SIZE)
+  partners, positions = two_digit_layout(count, seed, size)
   canvas = np.zeros((count, size, size), np.uint8)
   _paste(canvas, digits[..., 0], positions[:, 0, 0], positions[:, 0, 1],
          _add_clipped)
@@ -63,12 +73,12 @@ def cluttered(digits, labels, seed, size=100, clutter=8, crop=8):
   count = len(digits)
   if labels.shape != (count,):
     raise ValueError(f'labels have shape {labels.shape}; expected ({count},)')
-  _check_canvas_fits(size, _DIGIT_SIZE)
-  _check_canvas_fits(_DIGIT_SIZE, crop)
+  _check_canvas_fits(size, DIGIT_SIZE)
+  _check_canvas_fits(DIGIT_SIZE, crop)
   rng = np.random.default_rng(seed)
-  digit_position = _positions(rng, (count,), size, _DIGIT_SIZE)
+  digit_position = _positions(rng, (count,), size, DIGIT_SIZE)
   sources = _other_indices(rng, count, (clutter,))
-  crop_corners = _positions(rng, (count, clutter), _DIGIT_SIZE, crop)
+  crop_corners = _positions(rng, (count, clutter), DIGIT_SIZE, crop)
   paste_positions = _positions(rng, (count, clutter), size, crop)
   canvas = np.zeros((count, size, size), np.uint8)
   _paste(canvas, digits[..., 0], digit_position[:, 0], digit_position[:, 1],
@@ -91,7 +101,7 @@ def coloured(digits, seed):
   # 255 * (background + (foreground - background) * digit / 255), per channel.
   offset = 255 * background
   slope = foreground - background
-  images = np.empty((count, _DIGIT_SIZE, _DIGIT_SIZE, 3), np.uint8)
+  images = np.empty((count, DIGIT_SIZE, DIGIT_SIZE, 3), np.uint8)
   for start in range(0, count, _CHUNK):
     rows = slice(start, start + _CHUNK)
     colour = digits[rows].astype(np.float32) * slope[rows, None, None, :]
@@ -102,7 +112,7 @@ def coloured(digits, seed):
 
 def _as_digit_array(digits):
   digits = np.asarray(digits)
-  if digits.ndim != 4 or digits.shape[1:] != (_DIGIT_SIZE, _DIGIT_SIZE, 1):
+  if digits.ndim != 4 or digits.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE, 1):
     raise ValueError(f'digits have shape {digits.shape}; expected [n, 28, 28, 1]')
   if digits.dtype != np.uint8:
     raise ValueError(f'digits have dtype {digits.dtype}; expected uint8')

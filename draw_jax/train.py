@@ -20,6 +20,7 @@ from flax import nnx
 from draw_jax import checkpoints
 from draw_jax import evaluate
 from draw_jax import experiment
+from draw_jax import host_memory
 from draw_jax import input_pipeline
 from draw_jax import metrics
 from draw_jax import sampling
@@ -269,6 +270,10 @@ def train_and_evaluate(config, workdir):
                'resuming' if step else 'starting', step,
                experiment.parameter_count(training.state['params']),
                config.data.name, jax.device_count(), jax.default_backend())
+  if jax.default_backend() == 'cpu':
+    hint = host_memory.huge_page_hint(host_memory.thp_mode())
+    if hint:
+      logging.info(hint)
   evaluator = evaluate.Evaluator(training.graphdef, training.model_config,
                                  training.mesh, experiment.binarization(config),
                                  config.eval, config.train.seed)

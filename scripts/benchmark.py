@@ -42,6 +42,7 @@ from ml_collections import config_flags
 
 from draw_jax import evaluate
 from draw_jax import experiment
+from draw_jax import host_memory
 from draw_jax import input_pipeline
 from draw_jax import sampling
 from draw_jax import train
@@ -286,6 +287,13 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
         f'{experiment.parameter_count(training.state["params"]):,} parameters, '
         f'{device_count} {jax.default_backend()} device(s) '
         f'({jax.devices()[0].device_kind}), jax {jax.__version__}', flush=True)
+  if jax.default_backend() == 'cpu':
+    mode = host_memory.thp_mode()
+    print(f'transparent huge pages: {mode}; glibc asks for them: '
+          f'{host_memory.huge_pages_requested()}', flush=True)
+    hint = host_memory.huge_page_hint(mode)
+    if hint:
+      print(hint, flush=True)
 
   compiled, lower_sec, compile_sec = compile_step(
       training.train_step, training.state, training.train_data, epoch_order)
@@ -378,6 +386,9 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
       'device_kind': jax.devices()[0].device_kind,
       'device_count': device_count,
       'jax_version': jax.__version__,
+      # Host memory settings that change CPU step times (host_memory.py).
+      'thp_mode': host_memory.thp_mode(),
+      'glibc_huge_pages': host_memory.huge_pages_requested(),
       'config': config_name,
       'T': draw_config.T,
       'batch': batch,

@@ -2,7 +2,6 @@
 
 No test asserts a time: times depend on the machine and its load.
 """
-import importlib.util
 import json
 import math
 import os
@@ -16,30 +15,24 @@ from configs import default
 from configs import mnist_noattn
 from configs import smoke
 from draw_jax import experiment
+from draw_jax import host_memory
 from draw_jax import train
+import script_modules
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / 'scripts' / 'benchmark.py'
 # Spreads the per-step costs (Adam, the permutation) as a real batch does.
 FLOPS_BATCH = 128
 
-
-def _load_script():
-  """scripts/ is not a package: load the file as a module (it defines no flags)."""
-  spec = importlib.util.spec_from_file_location('benchmark', SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-benchmark = _load_script()
+benchmark = script_modules.load('benchmark')
 
 
 @pytest.fixture(scope='module')
 def smoke_run(data_dir):
   """stdout lines of a smoke-size run; T and batch overridden by flags."""
   env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu',
-             JAX_NUMPY_RANK_PROMOTION='raise')
+             JAX_NUMPY_RANK_PROMOTION='raise',
+             GLIBC_TUNABLES=host_memory.HUGE_PAGE_TUNABLE)
   completed = subprocess.run(
       [sys.executable, str(SCRIPT), '--config=configs/smoke.py',
        '--config.model.T=3', '--batch', '8', '--steps', '3', '--warmup', '1',
@@ -65,6 +58,9 @@ def test_last_line_is_json_with_every_key_positive_and_finite(smoke_run):
   assert result['backend'] == 'cpu'
   assert result['device_peak_mb'] is None  # the CPU backend reports no stats
   assert result['config'].endswith('configs/smoke.py')
+  # The run's glibc setting is recorded beside its figures.
+  assert result['glibc_huge_pages'] is True
+  assert result['thp_mode'] == host_memory.thp_mode()
   # --config.model.T and --batch reach the measured step.
   assert (result['T'], result['batch']) == (3, 8)
   assert result['train_gflops_per_image'] > result[

@@ -22,7 +22,9 @@ from draw_jax import experiment
 from draw_jax import sampling
 from draw_jax import train
 import data_files
+import script_modules
 
+two_digit_attention = script_modules.load('two_digit_attention')
 STEPS = 4
 
 
@@ -56,6 +58,17 @@ def test_two_digit_generation_draws_60x60_scenes(tmp_path, data_dir):
   frames = iio.imread(_samples(tmp_path) / 'samples.gif', index=None)
   # A 2x2 grid of 60x60 canvases, with a few pixels of padding.
   assert 120 < frames.shape[1] < 130 and 120 < frames.shape[2] < 130
+  # The write-attention analysis runs on the trained run's checkpoint.
+  gif = tmp_path / 'reconstructions.gif'
+  figures = two_digit_attention.analyse(config, str(tmp_path), examples=20,
+                                        gif_path=str(gif))
+  assert figures['step'] == STEPS and 0 < figures['scenes'] <= 20
+  assert 0.0 <= figures['both_digits_visited'] <= 1.0
+  assert sum(figures['step_share'].values()) == pytest.approx(1.0)
+  assert sum(figures['canvas_change_share'].values()) == pytest.approx(1.0)
+  control = figures['control_other_scenes_digits']
+  assert sum(control['step_share'].values()) == pytest.approx(1.0)
+  assert iio.imread(gif, index=None).shape[0] == config.model.T
 
 
 def _classifier_config(data_dir, steps=STEPS):

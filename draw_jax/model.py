@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 from flax import struct
 
+from draw_jax import activations
 from draw_jax import attention
 from draw_jax import objectives
 
@@ -142,9 +143,9 @@ class LSTMCell(nnx.Module):
     gates = self.gates(jnp.concatenate([inputs, hidden], axis=-1))
     input_gate, forget_gate, candidate, output_gate = jnp.split(
         gates.astype(jnp.float32), 4, axis=-1)
-    cell = (jax.nn.sigmoid(forget_gate) * cell +
-            jax.nn.sigmoid(input_gate) * jnp.tanh(candidate))
-    hidden = jax.nn.sigmoid(output_gate) * jnp.tanh(cell)
+    cell = (activations.sigmoid(forget_gate) * cell +
+            activations.sigmoid(input_gate) * jnp.tanh(candidate))
+    hidden = activations.sigmoid(output_gate) * jnp.tanh(cell)
     return hidden, cell
 
 

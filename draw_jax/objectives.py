@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from draw_jax import activations
+
 _LOG_2PI = math.log(2.0 * math.pi)
 LIKELIHOODS = ('bernoulli', 'discretized_logistic')
 _PIXEL_LEVELS = 256
@@ -37,7 +39,7 @@ def canvas_channels(channels, likelihood):
 
 def canvas_mean(canvas_logits, channels):
   """The canvas as an image in [0, 1]: sigmoid of the mean channels."""
-  return jax.nn.sigmoid(canvas_logits[..., :channels])
+  return activations.sigmoid(canvas_logits[..., :channels])
 
 
 def _sum_per_example(values):

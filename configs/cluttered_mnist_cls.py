@@ -16,5 +16,10 @@ def get_config(arg=None):
   config.task = 'classify'
   config.data.name = 'cluttered_mnist'
   config.model.update(T=8, enc_size=256, read_n=12)
-  config.train.update(eval_every=2000, checkpoint_every=1000)
+  # 3e-4 rather than the generative models' 1e-3: at 1e-3 a run diverged at
+  # step 7,800 (gradient norm 10 -> 8,000; validation error 9% -> 65%), while
+  # 3e-4 from scratch stayed stable to 10,762 steps and was as good at equal
+  # steps (README.md, The paper's other experiments).
+  config.train.update(learning_rate=3e-4, eval_every=2000,
+                      checkpoint_every=1000)
   return default.apply_overrides(config, arg)

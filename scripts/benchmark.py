@@ -287,11 +287,12 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
         f'{experiment.parameter_count(training.state["params"]):,} parameters, '
         f'{device_count} {jax.default_backend()} device(s) '
         f'({jax.devices()[0].device_kind}), jax {jax.__version__}', flush=True)
+  thp_mode = host_memory.thp_mode()
+  huge_pages = host_memory.huge_pages_requested()
   if jax.default_backend() == 'cpu':
-    mode = host_memory.thp_mode()
-    print(f'transparent huge pages: {mode}; glibc asks for them: '
-          f'{host_memory.huge_pages_requested()}', flush=True)
-    hint = host_memory.huge_page_hint(mode)
+    print(f'transparent huge pages: {thp_mode}; glibc asks for them: '
+          f'{huge_pages}', flush=True)
+    hint = host_memory.huge_page_hint(thp_mode)
     if hint:
       print(hint, flush=True)
 
@@ -387,8 +388,8 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
       'device_count': device_count,
       'jax_version': jax.__version__,
       # Host memory settings that change CPU step times (host_memory.py).
-      'thp_mode': host_memory.thp_mode(),
-      'glibc_huge_pages': host_memory.huge_pages_requested(),
+      'thp_mode': thp_mode,
+      'glibc_huge_pages': huge_pages,
       'config': config_name,
       'T': draw_config.T,
       'batch': batch,

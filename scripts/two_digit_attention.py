@@ -11,8 +11,9 @@ from both; only scenes whose digit centres are 20 pixels apart or more count.
 Reports the share of scenes whose writes visit both digits, the mean number
 of moves from one digit to the other, and the share of the canvas change
 (sum of |c_t - c_{t-1}|) written at each; then, as a control, the same
-figures with each scene's writes scored against another scene's digits. --gif writes a few of the
-reconstructions step by step, with the write windows drawn.
+figures with each scene's writes scored against another scene's digits.
+--gif writes a few of the reconstructions step by step, with the write
+windows drawn.
 
 --config must be the run's config (with the same overrides). The last line
 printed is one JSON object.
@@ -40,6 +41,7 @@ from draw_jax import visualize
 _CHUNK = 200  # scenes per reconstruction call, to bound memory
 _GIF_SCENES = 16
 NEITHER, FIRST, SECOND = 0, 1, 2
+_PLACES = (('first', FIRST), ('second', SECOND), ('neither', NEITHER))
 # Only scenes whose digits' centres are this far apart (pixels) count: two
 # 28x28 digits on a 60x60 canvas overlap more often than not, and writes
 # between two close digits cannot be told apart.
@@ -89,7 +91,8 @@ def nearest_digit(center_x_TxN, center_y_TxN, corners_Nx2x2,
 
 
 def moves_between_digits(where_TxN):
-  """[n]: how often consecutive in-box writes change digit (NEITHER skipped)."""
+  """[n]: how often consecutive writes at a digit change digit (NEITHER
+  steps skipped)."""
   moves = np.zeros(where_TxN.shape[1], np.int32)
   for scene in range(where_TxN.shape[1]):
     boxes = where_TxN[:, scene]
@@ -107,22 +110,20 @@ def canvas_change(canvas_logits_TxNxHxWxC):
 
 
 def summarise(where_TxN, change_TxN):
-  """The figures over scenes: visits to both digits, moves, change per box."""
+  """The figures over scenes: visits to both digits, moves, change per place."""
   visits_first = np.any(where_TxN == FIRST, axis=0)
   visits_second = np.any(where_TxN == SECOND, axis=0)
   total_change = change_TxN.sum()
-  share = {name: float(change_TxN[where_TxN == box].sum() / total_change)
-           for name, box in (('first', FIRST), ('second', SECOND),
-                             ('neither', NEITHER))}
   return {
       'scenes': int(where_TxN.shape[1]),
       'both_digits_visited': float(np.mean(visits_first & visits_second)),
       'mean_moves_between_digits': float(np.mean(
           moves_between_digits(where_TxN))),
-      'canvas_change_share': share,
-      'step_share': {name: float(np.mean(where_TxN == box))
-                     for name, box in (('first', FIRST), ('second', SECOND),
-                                       ('neither', NEITHER))},
+      'canvas_change_share': {
+          name: float(change_TxN[where_TxN == place].sum() / total_change)
+          for name, place in _PLACES},
+      'step_share': {name: float(np.mean(where_TxN == place))
+                     for name, place in _PLACES},
   }
 
 

@@ -1,4 +1,4 @@
-"""scripts/two_digit_attention.py: placing each write in a digit's box.
+"""scripts/two_digit_attention.py: placing each write at the nearer digit.
 
 The end-to-end run on a trained checkpoint is in experiments_test.py.
 """

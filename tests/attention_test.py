@@ -185,3 +185,59 @@ def test_write_guards_gamma_that_underflows():
   assert float(params.gamma) == 0.0  # float32 underflow
   written = attention.write(jnp.ones((5, 5)), params, 28, 28)
   assert np.all(np.isfinite(written))
+
+
+def _numpy_read_and_write(raw, image, patch):
+  """Eq. (27) and (29) from the numpy filterbank, channel by channel."""
+  height, width, channels = image.shape
+  glimpse = patch.shape[0]
+  fx, fy = _numpy_filterbank(raw, height, width, glimpse)
+  gamma = np.exp(np.float64(raw[4]))
+  read = np.stack([gamma * fy @ image[..., c] @ fx.T for c in range(channels)],
+                  axis=-1)
+  written = np.stack([fy.T @ patch[..., c] @ fx / gamma
+                      for c in range(channels)], axis=-1)
+  return read, written
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_read_and_write_match_independent_numpy(channels):
+  raw = np.asarray(_raw(0.2, -0.3, 0.4, -0.1, 0.6))
+  image = np.asarray(jax.random.uniform(jax.random.key(7), (20, 28, channels)))
+  patch = np.asarray(jax.random.normal(jax.random.key(8), (5, 5, channels)))
+  params = attention.attention_params(jnp.asarray(raw), 20, 28, 5)
+  want_read, want_written = _numpy_read_and_write(raw, image, patch)
+  np.testing.assert_allclose(attention.read(image, params, 5), want_read,
+                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(attention.write(patch, params, 20, 28),
+                             want_written, rtol=1e-4, atol=1e-6)
+
+
+def _einsum_write(patch, params, height, width):
+  """write() as the plain three-operand einsum, differentiated by JAX."""
+  fx, fy = attention.filterbank(params, height, width, patch.shape[0])
+  return jnp.einsum('ib,ijc,ja->bac', fy, patch, fx) / params.gamma
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_write_gradients_match_autodiff_of_the_einsum(channels):
+  # write() has a hand-written backward pass (attention._spread_patch); it must
+  # give what JAX's own differentiation of the same product gives, batched.
+  keys = jax.random.split(jax.random.key(9), 3)
+  raws = jax.random.normal(keys[0], (4, 5)) * 0.5
+  patches = jax.random.normal(keys[1], (4, 5, 5, channels))
+  weights = jax.random.normal(keys[2], (4, 20, 28, channels))
+
+  def loss(write_fn, raws, patches):
+    params = attention.attention_params(raws, 20, 28, 5)
+    written = jax.vmap(write_fn, in_axes=(0, 0, None, None))(
+        patches, params, 20, 28)
+    return jnp.sum(jnp.sin(written) * weights)
+
+  got = jax.jit(jax.grad(lambda *a: loss(attention.write, *a),
+                         argnums=(0, 1)))(raws, patches)
+  want = jax.jit(jax.grad(lambda *a: loss(_einsum_write, *a),
+                          argnums=(0, 1)))(raws, patches)
+  for got_grad, want_grad in zip(got, want):
+    assert float(jnp.max(jnp.abs(want_grad))) > 1e-3
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-5)

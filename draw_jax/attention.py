@@ -6,6 +6,7 @@ Pixel coordinates are 1-based (a = 1..A, b = 1..B), as in eq. (19)-(20).
 """
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 # A filter whose Gaussian lies wholly off the image sums to 0; dividing by this
@@ -102,7 +103,7 @@ def write(patch, params, height, width):
   # product, but its backward pass reduces over N^2 values per example, not
   # over the whole canvas (7% of the CPU training step when it did).
   patch_NxNxC = _with_channels(patch) / jnp.maximum(params.gamma, GAMMA_FLOOR)
-  canvas_BxAxC = jnp.einsum('ib,ijc,ja->bac', fy_NxB, patch_NxNxC, fx_NxA)
+  canvas_BxAxC = _spread_patch(fy_NxB, patch_NxNxC, fx_NxA)
   return canvas_BxAxC if patch.ndim == 3 else canvas_BxAxC[..., 0]
 
 
@@ -111,3 +112,37 @@ def _matmul_rows(filters_NxS, array_SxAxC):
   size, width, channels = array_SxAxC.shape
   return jnp.matmul(filters_NxS, array_SxAxC.reshape(size, width * channels)
                     ).reshape(-1, width, channels)
+
+
+@jax.custom_vjp
+def _spread_patch(fy_NxB, patch_NxNxC, fx_NxA):
+  """F_Y^T w F_X [B, A, C]: the three-operand einsum, the fastest forward."""
+  return jnp.einsum('ib,ijc,ja->bac', fy_NxB, patch_NxNxC, fx_NxA)
+
+
+def _spread_patch_forward(fy_NxB, patch_NxNxC, fx_NxA):
+  return _spread_patch(fy_NxB, patch_NxNxC, fx_NxA), (fy_NxB, patch_NxNxC,
+                                                      fx_NxA)
+
+
+def _spread_patch_backward(residuals, canvas_grad_BxAxC):
+  """The three gradients, as matmuls over whole canvas rows.
+
+  JAX's own backward of the einsum is batched [N, A] x [A, B] products,
+  which XLA's CPU backend runs slowly once vmapped over the batch; written
+  this way the training step is about 3% faster (README, Performance).
+  tests/attention_test.py checks it against JAX's differentiation.
+  """
+  fy_NxB, patch_NxNxC, fx_NxA = residuals
+  rows_grad_NxAxC = _matmul_rows(fy_NxB, canvas_grad_BxAxC)
+  rows_NxAxC = jnp.einsum('ijc,ja->iac', patch_NxNxC, fx_NxA)
+  glimpse, width, channels = rows_NxAxC.shape
+  fy_grad_NxB = jnp.matmul(
+      rows_NxAxC.reshape(glimpse, width * channels),
+      canvas_grad_BxAxC.reshape(-1, width * channels).T)
+  patch_grad = jnp.einsum('iac,ja->ijc', rows_grad_NxAxC, fx_NxA)
+  fx_grad_NxA = jnp.einsum('ijc,iac->ja', patch_NxNxC, rows_grad_NxAxC)
+  return fy_grad_NxB, patch_grad, fx_grad_NxA
+
+
+_spread_patch.defvjp(_spread_patch_forward, _spread_patch_backward)

@@ -1,0 +1,144 @@
+"""Two versions of one draw_jax module, timed in one process, step by step.
+
+  git show HEAD~1:draw_jax/attention.py > /tmp/attention_before.py
+  python scripts/compare_step.py --config=configs/mnist_attn.py \\
+      --module=attention --before=/tmp/attention_before.py --rounds 30
+
+On this shared 2-core machine the same program runs 10-20% faster or slower
+from one process to the next and one minute to the next, so two
+profile_step.py runs cannot show a 4% change. This script builds the trainer's
+step twice in one process, once with the functions of the module file given
+by --before put in place of draw_jax.<module>'s and once with the checkout's,
+then alternates: a few steps of one, a few of the other, --rounds times. Both
+see the same load, and the medians compare them.
+
+It swaps module-level functions only (what the model looks up at trace time),
+so it suits a change inside such functions, not a change to a class.
+"""
+import importlib
+import importlib.util
+import inspect
+import os
+import statistics
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.join(REPO_ROOT, 'scripts'))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
+from absl import flags
+
+import benchmark
+from draw_jax import experiment
+from draw_jax import input_pipeline
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+
+def define_flags():
+  benchmark.define_step_flags(steps=3, warmup=3)
+  flags.DEFINE_string('module', None, 'A draw_jax module name, e.g. attention.')
+  flags.DEFINE_string('before', None, 'A file holding the earlier version of '
+                      'that module, e.g. from `git show REV:draw_jax/<module>.py`.')
+  flags.DEFINE_integer('rounds', 20, 'Alternations; each times --steps steps '
+                       'of one version, then of the other.', lower_bound=1)
+  flags.mark_flags_as_required(['module', 'before'])
+
+
+def module_functions(module):
+  """{name: function} for the functions a module itself defines."""
+  return {name: value for name, value in vars(module).items()
+          if inspect.isfunction(value) and value.__module__ == module.__name__}
+
+
+def load_file_as_module(path, name):
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'--before={path!r} is not a file')
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def compiled_step(config):
+  """(training, epoch order, compiled step): what benchmark.py times."""
+  training, _ = benchmark.build_training(config)
+  epoch_order = training.epoch_order(0)
+  compiled, _, _ = benchmark.compile_step(
+      training.train_step, training.state, training.train_data, epoch_order)
+  return training, epoch_order, compiled
+
+
+def build_both(config, module_name, before_path):
+  """Compiled steps for {'before': ..., 'after': ...}, built one after the other.
+
+  Each build makes a new jitted step, so each traces the functions in place
+  at that moment.
+  """
+  module = importlib.import_module(f'draw_jax.{module_name}')
+  after_functions = module_functions(module)
+  before = load_file_as_module(before_path, f'{module_name}_before')
+  before_functions = module_functions(before)
+  shared = sorted(set(after_functions) & set(before_functions))
+  if not shared:
+    raise ValueError(f'{before_path} defines none of draw_jax.{module_name}\'s '
+                     'functions')
+  try:
+    for name in shared:
+      setattr(module, name, before_functions[name])
+    built = {'before': compiled_step(config)}
+  finally:
+    for name in shared:
+      setattr(module, name, after_functions[name])
+  built['after'] = compiled_step(config)
+  return built
+
+
+def alternate(built, *, warmup, steps, rounds):
+  """{version: [seconds of each timed step]}, the versions taking turns.
+
+  Which goes first swaps every round, so neither gains from its place.
+  """
+  states = {}
+  for version, (training, order, compiled) in built.items():
+    states[version], _, _ = benchmark.time_training(
+        compiled, training.state, training.train_data, order, warmup, 0)
+  times = {version: [] for version in built}
+  versions = list(built)
+  for round_index in range(rounds):
+    for version in versions[::-1] if round_index % 2 else versions:
+      training, order, compiled = built[version]
+      states[version], _, round_times = benchmark.time_training(
+          compiled, states[version], training.train_data, order, 0, steps)
+      times[version].extend(round_times)
+  return times
+
+
+def summary_line(times, batch):
+  """Each version's median images/s, and after over before."""
+  medians = {version: statistics.median(t) for version, t in times.items()}
+  parts = [f'{version} {batch / seconds:.1f} images/s ({seconds * 1e3:.1f} ms)'
+           for version, seconds in medians.items()]
+  speedup = medians['before'] / medians['after']
+  return (f'{"; ".join(parts)}; after/before {speedup:.3f} '
+          f'over {len(times["after"])} steps each')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  config = benchmark.config_from_flags()
+  try:
+    built = build_both(config, flags.FLAGS.module, flags.FLAGS.before)
+  except (experiment.ConfigError, input_pipeline.DataError, FileNotFoundError,
+          ModuleNotFoundError, ValueError) as error:
+    sys.exit(f'error: {error}')
+  times = alternate(built, warmup=flags.FLAGS.warmup, steps=flags.FLAGS.steps,
+                    rounds=flags.FLAGS.rounds)
+  print(summary_line(times, config.train.batch_size))
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)

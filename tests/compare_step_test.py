@@ -1,0 +1,68 @@
+"""scripts/compare_step.py: two versions of a module timed in one process.
+
+No test asserts a time: times depend on the machine and its load.
+"""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from configs import smoke
+from draw_jax import attention
+import script_modules
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+compare_step = script_modules.load('compare_step')
+
+
+def _run(before, data_dir, *extra):
+  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
+  return subprocess.run(
+      [sys.executable, str(REPO / 'scripts' / 'compare_step.py'),
+       '--config=configs/smoke.py', '--config.model.T=3', '--batch', '8',
+       '--module=attention', f'--before={before}', '--warmup', '1',
+       '--steps', '1', *extra],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_times_both_versions_of_the_module(tmp_path, data_dir):
+  before = tmp_path / 'attention_before.py'
+  before.write_text((REPO / 'draw_jax' / 'attention.py').read_text())
+  completed = _run(before, data_dir, '--rounds', '2')
+  assert completed.returncode == 0, completed.stderr[-4000:]
+  line = completed.stdout.strip().splitlines()[-1]
+  match = re.fullmatch(
+      r'before ([\d.]+) images/s \(([\d.]+) ms\); after ([\d.]+) images/s '
+      r'\(([\d.]+) ms\); after/before ([\d.]+) over 2 steps each', line)
+  assert match, line
+  assert all(float(number) > 0 for number in match.groups())
+
+
+def test_a_missing_before_file_is_named(tmp_path, data_dir):
+  completed = _run(tmp_path / 'absent.py', data_dir)
+  assert completed.returncode != 0
+  assert 'absent.py' in completed.stderr and 'not a file' in completed.stderr
+
+
+def test_the_module_gets_its_functions_back_when_the_build_fails(tmp_path,
+                                                                   data_dir):
+  before = tmp_path / 'attention_before.py'
+  before.write_text(
+      (REPO / 'draw_jax' / 'attention.py').read_text() +
+      '\n\ndef write(*args):\n  raise RuntimeError("old write")\n')
+  functions = compare_step.module_functions(attention)
+  config = smoke.get_config()
+  config.data.dir = data_dir
+  with pytest.raises(RuntimeError, match='old write'):
+    compare_step.build_both(config, 'attention', str(before))
+  assert compare_step.module_functions(attention) == functions
+  assert attention.write is functions['write']
+
+
+def test_functions_are_the_ones_the_module_defines():
+  functions = compare_step.module_functions(attention)
+  assert {'attention_params', 'filterbank', 'read', 'write'} <= set(functions)
+  assert 'NamedTuple' not in functions

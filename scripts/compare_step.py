@@ -7,13 +7,14 @@
 On this shared 2-core machine the same program runs 10-20% faster or slower
 from one process to the next and one minute to the next, so two
 profile_step.py runs cannot show a 4% change. This script builds the trainer's
-step twice in one process, once with the functions of the module file given
+step twice in one process, once with the definitions of the module file given
 by --before put in place of draw_jax.<module>'s and once with the checkout's,
 then alternates: a few steps of one, a few of the other, --rounds times. Both
 see the same load, and the medians compare them.
 
-It swaps module-level functions only (what the model looks up at trace time),
-so it suits a change inside such functions, not a change to a class.
+It swaps what the module defines at its top level, functions and classes,
+which the trainer looks up when it builds the step; a name imported
+elsewhere with `from draw_jax.<module> import name` keeps the checkout's.
 """
 import importlib
 import importlib.util
@@ -46,10 +47,11 @@ def define_flags():
   flags.mark_flags_as_required(['module', 'before'])
 
 
-def module_functions(module):
-  """{name: function} for the functions a module itself defines."""
+def module_definitions(module):
+  """{name: function or class} for those a module itself defines."""
   return {name: value for name, value in vars(module).items()
-          if inspect.isfunction(value) and value.__module__ == module.__name__}
+          if (inspect.isfunction(value) or inspect.isclass(value)) and
+          value.__module__ == module.__name__}
 
 
 def load_file_as_module(path, name):
@@ -77,20 +79,20 @@ def build_both(config, module_name, before_path):
   at that moment.
   """
   module = importlib.import_module(f'draw_jax.{module_name}')
-  after_functions = module_functions(module)
+  after_definitions = module_definitions(module)
   before = load_file_as_module(before_path, f'{module_name}_before')
-  before_functions = module_functions(before)
-  shared = sorted(set(after_functions) & set(before_functions))
+  before_definitions = module_definitions(before)
+  shared = sorted(set(after_definitions) & set(before_definitions))
   if not shared:
     raise ValueError(f'{before_path} defines none of draw_jax.{module_name}\'s '
-                     'functions')
+                     'functions or classes')
   try:
     for name in shared:
-      setattr(module, name, before_functions[name])
+      setattr(module, name, before_definitions[name])
     built = {'before': compiled_step(config)}
   finally:
     for name in shared:
-      setattr(module, name, after_functions[name])
+      setattr(module, name, after_definitions[name])
   built['after'] = compiled_step(config)
   return built
 

@@ -47,22 +47,23 @@ def test_a_missing_before_file_is_named(tmp_path, data_dir):
   assert 'absent.py' in completed.stderr and 'not a file' in completed.stderr
 
 
-def test_the_module_gets_its_functions_back_when_the_build_fails(tmp_path,
-                                                                   data_dir):
+def test_the_module_gets_its_definitions_back_when_the_build_fails(
+    tmp_path, data_dir):
   before = tmp_path / 'attention_before.py'
   before.write_text(
       (REPO / 'draw_jax' / 'attention.py').read_text() +
       '\n\ndef write(*args):\n  raise RuntimeError("old write")\n')
-  functions = compare_step.module_functions(attention)
+  definitions = compare_step.module_definitions(attention)
   config = smoke.get_config()
   config.data.dir = data_dir
   with pytest.raises(RuntimeError, match='old write'):
     compare_step.build_both(config, 'attention', str(before))
-  assert compare_step.module_functions(attention) == functions
-  assert attention.write is functions['write']
+  assert compare_step.module_definitions(attention) == definitions
+  assert attention.write is definitions['write']
 
 
-def test_functions_are_the_ones_the_module_defines():
-  functions = compare_step.module_functions(attention)
-  assert {'attention_params', 'filterbank', 'read', 'write'} <= set(functions)
-  assert 'NamedTuple' not in functions
+def test_definitions_are_the_ones_the_module_makes():
+  definitions = compare_step.module_definitions(attention)
+  assert {'attention_params', 'filterbank', 'read', 'write',
+          'AttentionParams'} <= set(definitions)
+  assert 'NamedTuple' not in definitions and 'jnp' not in definitions

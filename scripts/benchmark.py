@@ -121,6 +121,19 @@ def compile_step(train_step, state, train_data, epoch_order):
   return compiled, lowered_at - start, time.perf_counter() - start
 
 
+def compiled_training(config):
+  """(training, epoch 0's order, compiled step, compile seconds) for config.
+
+  What scripts that time only the step (profile_step.py, compare_step.py)
+  start from.
+  """
+  training, _ = build_training(config)
+  epoch_order = training.epoch_order(0)
+  compiled, _, compile_sec = compile_step(
+      training.train_step, training.state, training.train_data, epoch_order)
+  return training, epoch_order, compiled, compile_sec
+
+
 def time_training(compiled, state, train_data, epoch_order, warmup, steps):
   """Seconds of each timed step, each blocked on; returns (state, metrics, times)."""
   step_metrics = None

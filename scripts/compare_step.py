@@ -63,17 +63,8 @@ def load_file_as_module(path, name):
   return module
 
 
-def compiled_step(config):
-  """(training, epoch order, compiled step): what benchmark.py times."""
-  training, _ = benchmark.build_training(config)
-  epoch_order = training.epoch_order(0)
-  compiled, _, _ = benchmark.compile_step(
-      training.train_step, training.state, training.train_data, epoch_order)
-  return training, epoch_order, compiled
-
-
 def build_both(config, module_name, before_path):
-  """Compiled steps for {'before': ..., 'after': ...}, built one after the other.
+  """{'before': ..., 'after': ...}: benchmark.compiled_training, built in turn.
 
   Each build makes a new jitted step, so each traces the functions in place
   at that moment.
@@ -89,11 +80,11 @@ def build_both(config, module_name, before_path):
   try:
     for name in shared:
       setattr(module, name, before_definitions[name])
-    built = {'before': compiled_step(config)}
+    built = {'before': benchmark.compiled_training(config)}
   finally:
     for name in shared:
       setattr(module, name, after_definitions[name])
-  built['after'] = compiled_step(config)
+  built['after'] = benchmark.compiled_training(config)
   return built
 
 
@@ -103,14 +94,14 @@ def alternate(built, *, warmup, steps, rounds):
   Which goes first swaps every round, so neither gains from its place.
   """
   states = {}
-  for version, (training, order, compiled) in built.items():
+  for version, (training, order, compiled, _) in built.items():
     states[version], _, _ = benchmark.time_training(
         compiled, training.state, training.train_data, order, warmup, 0)
   times = {version: [] for version in built}
   versions = list(built)
   for round_index in range(rounds):
     for version in versions[::-1] if round_index % 2 else versions:
-      training, order, compiled = built[version]
+      training, order, compiled, _ = built[version]
       states[version], _, round_times = benchmark.time_training(
           compiled, states[version], training.train_data, order, 0, steps)
       times[version].extend(round_times)

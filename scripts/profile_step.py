@@ -72,10 +72,8 @@ def op_milliseconds_per_step(trace_dir, steps):
 
 
 def profile(config, *, steps, warmup, trace_steps, top):
-  training, _ = benchmark.build_training(config)
-  epoch_order = training.epoch_order(0)
-  compiled, _, compile_sec = benchmark.compile_step(
-      training.train_step, training.state, training.train_data, epoch_order)
+  training, epoch_order, compiled, compile_sec = benchmark.compiled_training(
+      config)
   faults_before = minor_page_faults()
   state, _, times = benchmark.time_training(
       compiled, training.state, training.train_data, epoch_order, warmup,

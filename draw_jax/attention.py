@@ -52,15 +52,22 @@ def filter_centres(center, stride, glimpse):
 
 
 def _gaussian_filters(center, stride, sigma2, size, glimpse):
-  """Rows F[i, a] ∝ exp(-(a - mu_i)^2 / (2 sigma^2)), each normalised to 1."""
+  """Rows F[i, a] ∝ exp(-(a - mu_i)^2 / (2 sigma^2)), each normalised to 1.
+
+  Built as one flat row of N * size values and reshaped only at the end:
+  vmapped over a batch it is then a 2-D array, on which XLA's CPU code runs
+  the exponential about three times faster than on [batch, N, size] (README,
+  Performance).
+  """
   mu_N = filter_centres(center, stride, glimpse)
-  pixels_S = jnp.arange(1, size + 1, dtype=jnp.float32)
+  pixels_NS = jnp.tile(jnp.arange(1, size + 1, dtype=jnp.float32), glimpse)
   # Only the squared distance is divided by 2 sigma^2; the exponent itself is
   # not squared (a bug shipped by several public ports).
-  exponent_NxS = -jnp.square(pixels_S[None, :] - mu_N[:, None]) / (2.0 * sigma2)
-  filters_NxS = jnp.exp(exponent_NxS)
-  normaliser_Nx1 = jnp.sum(filters_NxS, axis=-1, keepdims=True)
-  return filters_NxS / jnp.maximum(normaliser_Nx1, NORMALISER_FLOOR)
+  exponent_NS = -jnp.square(pixels_NS - jnp.repeat(mu_N, size)) / (2.0 * sigma2)
+  filters_NS = jnp.exp(exponent_NS)
+  normaliser_N = jnp.sum(filters_NS.reshape(glimpse, size), axis=-1)
+  normaliser_NS = jnp.repeat(jnp.maximum(normaliser_N, NORMALISER_FLOOR), size)
+  return (filters_NS / normaliser_NS).reshape(glimpse, size)
 
 
 def filterbank(params, height, width, glimpse):

@@ -39,9 +39,12 @@ def test_scan_equals_python_loop(use_attention):
   for t in range(model.config.T):
     state, per_step = model.step(state, images, noise[t])
     np.testing.assert_allclose(output.canvas_logits_per_step[t],
-                               per_step['canvas_logits'], rtol=1e-5, atol=1e-5)
+                               per_step['canvas_logits'].reshape(images.shape),
+                               rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(output.kl_per_step[t], per_step['kl'], rtol=1e-5)
-  np.testing.assert_allclose(output.canvas_logits, state.canvas_logits,
+  # The step carries the canvas flat, in the image's [H, W, C] order.
+  np.testing.assert_allclose(output.canvas_logits,
+                             state.canvas_logits.reshape(images.shape),
                              rtol=1e-5, atol=1e-5)
 
 

@@ -1,14 +1,18 @@
-"""Two versions of one draw_jax module, timed in one process, step by step.
+"""Two versions of draw_jax modules, timed in one process, step by step.
 
   git show HEAD~1:draw_jax/attention.py > /tmp/attention_before.py
   python scripts/compare_step.py --config=configs/mnist_attn.py \\
       --module=attention --before=/tmp/attention_before.py --rounds 30
 
+Several modules at once take lists in the same order:
+--module=model,attention --before=/tmp/model_before.py,/tmp/attention_before.py
+
 On this shared 2-core machine the same program runs 10-20% faster or slower
 from one process to the next and one minute to the next, so two
 profile_step.py runs cannot show a 4% change. This script builds the trainer's
-step twice in one process, once with the definitions of the module file given
-by --before put in place of draw_jax.<module>'s and once with the checkout's,
+step twice in one process, once with the definitions of the module files given
+by --before put in place of those of the draw_jax modules and once with the
+checkout's,
 then alternates: a few steps of one, a few of the other, --rounds times. Both
 see the same load, and the medians compare them.
 
@@ -39,9 +43,10 @@ from draw_jax import input_pipeline
 
 def define_flags():
   benchmark.define_step_flags(steps=3, warmup=3)
-  flags.DEFINE_string('module', None, 'A draw_jax module name, e.g. attention.')
-  flags.DEFINE_string('before', None, 'A file holding the earlier version of '
-                      'that module, e.g. from `git show REV:draw_jax/<module>.py`.')
+  flags.DEFINE_list('module', None, 'draw_jax module names, e.g. attention.')
+  flags.DEFINE_list('before', None, 'For each module, a file holding its '
+                    'earlier version, e.g. from `git show '
+                    'REV:draw_jax/<module>.py`.')
   flags.DEFINE_integer('rounds', 20, 'Alternations; each times --steps steps '
                        'of one version, then of the other.', lower_bound=1)
   flags.mark_flags_as_required(['module', 'before'])
@@ -63,27 +68,41 @@ def load_file_as_module(path, name):
   return module
 
 
-def build_both(config, module_name, before_path):
+def earlier_definitions(module_name, before_path):
+  """(module, {name: its definition in before_path}) for the names both define."""
+  module = importlib.import_module(f'draw_jax.{module_name}')
+  after_definitions = module_definitions(module)
+  before = load_file_as_module(before_path, f'{module_name}_before')
+  before_definitions = module_definitions(before)
+  shared = set(after_definitions) & set(before_definitions)
+  if not shared:
+    raise ValueError(f'{before_path} defines none of draw_jax.{module_name}\'s '
+                     'functions or classes')
+  return module, {name: before_definitions[name] for name in sorted(shared)}
+
+
+def build_both(config, module_names, before_paths):
   """{'before': ..., 'after': ...}: benchmark.compiled_training, built in turn.
 
   Each build makes a new jitted step, so each traces the functions in place
   at that moment.
   """
-  module = importlib.import_module(f'draw_jax.{module_name}')
-  after_definitions = module_definitions(module)
-  before = load_file_as_module(before_path, f'{module_name}_before')
-  before_definitions = module_definitions(before)
-  shared = sorted(set(after_definitions) & set(before_definitions))
-  if not shared:
-    raise ValueError(f'{before_path} defines none of draw_jax.{module_name}\'s '
-                     'functions or classes')
+  if len(module_names) != len(before_paths):
+    raise ValueError(f'{len(module_names)} modules but {len(before_paths)} '
+                     '--before files; give one file per module')
+  swaps = [earlier_definitions(name, path)
+           for name, path in zip(module_names, before_paths)]
+  checkout = [(module, {name: getattr(module, name) for name in earlier})
+              for module, earlier in swaps]
   try:
-    for name in shared:
-      setattr(module, name, before_definitions[name])
+    for module, earlier in swaps:
+      for name, definition in earlier.items():
+        setattr(module, name, definition)
     built = {'before': benchmark.compiled_training(config)}
   finally:
-    for name in shared:
-      setattr(module, name, after_definitions[name])
+    for module, definitions in checkout:
+      for name, definition in definitions.items():
+        setattr(module, name, definition)
   built['after'] = benchmark.compiled_training(config)
   return built
 

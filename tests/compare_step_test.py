@@ -12,6 +12,7 @@ import pytest
 
 from configs import smoke
 from draw_jax import attention
+from draw_jax import model as draw_model
 import script_modules
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -57,9 +58,31 @@ def test_the_module_gets_its_definitions_back_when_the_build_fails(
   config = smoke.get_config()
   config.data.dir = data_dir
   with pytest.raises(RuntimeError, match='old write'):
-    compare_step.build_both(config, 'attention', str(before))
+    compare_step.build_both(config, ['attention'], [str(before)])
   assert compare_step.module_definitions(attention) == definitions
   assert attention.write is definitions['write']
+
+
+def test_two_modules_swap_together_and_both_come_back(tmp_path, data_dir):
+  attention_before = tmp_path / 'attention_before.py'
+  attention_before.write_text((REPO / 'draw_jax' / 'attention.py').read_text())
+  model_before = tmp_path / 'model_before.py'
+  model_before.write_text(
+      (REPO / 'draw_jax' / 'model.py').read_text() +
+      '\n\ndef rematerialised(*args):\n  raise RuntimeError("old model")\n')
+  definitions = compare_step.module_definitions(draw_model)
+  config = smoke.get_config()
+  config.data.dir = data_dir
+  with pytest.raises(RuntimeError, match='old model'):
+    compare_step.build_both(config, ['attention', 'model'],
+                            [str(attention_before), str(model_before)])
+  assert compare_step.module_definitions(draw_model) == definitions
+
+
+def test_one_file_per_module_is_asked_for(tmp_path, data_dir):
+  completed = _run(tmp_path / 'a.py', data_dir, '--module=attention,model')
+  assert completed.returncode != 0
+  assert '2 modules but 1 --before files' in completed.stderr
 
 
 def test_definitions_are_the_ones_the_module_makes():

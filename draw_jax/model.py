@@ -158,7 +158,7 @@ class StepState:
   """The scan carry: the canvas c_{t-1} and both LSTM states.
 
   The canvas is flat, [batch, H * W * C]: XLA's CPU code runs elementwise
-  ops on 2-D arrays two to three times faster than on [batch, H, W, C], and
+  ops on 2-D arrays two to four times faster than on [batch, H, W, C], and
   the canvas and error image are elementwise on every time step (README.md,
   Performance). Only the attention's matmuls see it as an image.
   """

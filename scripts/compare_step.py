@@ -12,9 +12,8 @@ from one process to the next and one minute to the next, so two
 profile_step.py runs cannot show a 4% change. This script builds the trainer's
 step twice in one process, once with the definitions of the module files given
 by --before put in place of those of the draw_jax modules and once with the
-checkout's,
-then alternates: a few steps of one, a few of the other, --rounds times. Both
-see the same load, and the medians compare them.
+checkout's, then alternates: a few steps of one, a few of the other, --rounds
+times. Both see the same load, and the medians compare them.
 
 It swaps what the module defines at its top level, functions and classes,
 which the trainer looks up when it builds the step; a name imported

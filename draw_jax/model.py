@@ -240,7 +240,7 @@ class Draw(nnx.Module):
     return canvas_update.reshape(batch, c.canvas_size), params
 
   def _canvas_mean(self, canvas_logits):
-    """The canvas as an image in [0, 1], flat like the canvas's mean channels."""
+    """The canvas as an image in [0, 1]: its mean channels, flat."""
     c = self.config
     if c.canvas_channels == c.channels:
       # Every channel is a mean; reshaping to pixels first would give XLA a
@@ -255,8 +255,9 @@ class Draw(nnx.Module):
   def step(self, state: StepState, images, noise):
     """One time step of eq. (3)-(8); returns the new state and per-step values."""
     batch = images.shape[0]
-    error_images = (images.reshape(batch, -1) -  # eq. (3)
-                    self._canvas_mean(state.canvas_logits)).reshape(images.shape)
+    canvas_mean = self._canvas_mean(state.canvas_logits)
+    error_images = (images.reshape(batch, -1) - canvas_mean  # eq. (3)
+                    ).reshape(images.shape)
     read_vector, read_params = self._read(images, error_images,
                                           state.decoder[0])  # eq. (4)
     encoder_state = self.encoder(

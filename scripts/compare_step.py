@@ -68,7 +68,7 @@ def load_file_as_module(path, name):
 
 
 def earlier_definitions(module_name, before_path):
-  """(module, {name: its definition in before_path}) for the names both define."""
+  """(module, {name: before_path's definition}) for the names both define."""
   module = importlib.import_module(f'draw_jax.{module_name}')
   after_definitions = module_definitions(module)
   before = load_file_as_module(before_path, f'{module_name}_before')

@@ -1,4 +1,4 @@
-"""One elementwise update, timed on the same values laid out in different shapes.
+"""One elementwise update, timed on the same values in different layouts.
 
   python scripts/elementwise_shapes.py --iterations 64 --repeats 20
 

@@ -29,10 +29,26 @@ def _run(before, data_dir, *extra):
       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
+def _module_copy(tmp_path, module_name, failing_function=None):
+  """A copy of draw_jax/<module_name>.py; failing_function, if given, raises."""
+  text = (REPO / 'draw_jax' / f'{module_name}.py').read_text()
+  if failing_function:
+    text += (f'\n\ndef {failing_function}(*args):\n'
+             f'  raise RuntimeError("old {failing_function}")\n')
+  path = tmp_path / f'{module_name}_before.py'
+  path.write_text(text)
+  return str(path)
+
+
+def _smoke_config(data_dir):
+  config = smoke.get_config()
+  config.data.dir = data_dir
+  return config
+
+
 def test_times_both_versions_of_the_module(tmp_path, data_dir):
-  before = tmp_path / 'attention_before.py'
-  before.write_text((REPO / 'draw_jax' / 'attention.py').read_text())
-  completed = _run(before, data_dir, '--rounds', '2')
+  completed = _run(_module_copy(tmp_path, 'attention'), data_dir,
+                   '--rounds', '2')
   assert completed.returncode == 0, completed.stderr[-4000:]
   line = completed.stdout.strip().splitlines()[-1]
   match = re.fullmatch(
@@ -50,33 +66,24 @@ def test_a_missing_before_file_is_named(tmp_path, data_dir):
 
 def test_the_module_gets_its_definitions_back_when_the_build_fails(
     tmp_path, data_dir):
-  before = tmp_path / 'attention_before.py'
-  before.write_text(
-      (REPO / 'draw_jax' / 'attention.py').read_text() +
-      '\n\ndef write(*args):\n  raise RuntimeError("old write")\n')
+  before = _module_copy(tmp_path, 'attention', failing_function='write')
   definitions = compare_step.module_definitions(attention)
-  config = smoke.get_config()
-  config.data.dir = data_dir
   with pytest.raises(RuntimeError, match='old write'):
-    compare_step.build_both(config, ['attention'], [str(before)])
+    compare_step.build_both(_smoke_config(data_dir), ['attention'], [before])
   assert compare_step.module_definitions(attention) == definitions
   assert attention.write is definitions['write']
 
 
 def test_two_modules_swap_together_and_both_come_back(tmp_path, data_dir):
-  attention_before = tmp_path / 'attention_before.py'
-  attention_before.write_text((REPO / 'draw_jax' / 'attention.py').read_text())
-  model_before = tmp_path / 'model_before.py'
-  model_before.write_text(
-      (REPO / 'draw_jax' / 'model.py').read_text() +
-      '\n\ndef rematerialised(*args):\n  raise RuntimeError("old model")\n')
-  definitions = compare_step.module_definitions(draw_model)
-  config = smoke.get_config()
-  config.data.dir = data_dir
-  with pytest.raises(RuntimeError, match='old model'):
-    compare_step.build_both(config, ['attention', 'model'],
-                            [str(attention_before), str(model_before)])
-  assert compare_step.module_definitions(draw_model) == definitions
+  befores = [_module_copy(tmp_path, 'attention'),
+             _module_copy(tmp_path, 'model', failing_function='rematerialised')]
+  definitions = [compare_step.module_definitions(module)
+                 for module in (attention, draw_model)]
+  with pytest.raises(RuntimeError, match='old rematerialised'):
+    compare_step.build_both(_smoke_config(data_dir), ['attention', 'model'],
+                            befores)
+  assert [compare_step.module_definitions(module)
+          for module in (attention, draw_model)] == definitions
 
 
 def test_one_file_per_module_is_asked_for(tmp_path, data_dir):

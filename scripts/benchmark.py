@@ -112,16 +112,21 @@ def build_training(config):
   return train.build_training(config, splits), splits
 
 
-def compile_step(train_step, state, train_data, epoch_order):
-  """(compiled, lower seconds, lower + compile seconds) of the jitted step."""
+def compile_step(train_step, state, train_data, epoch_order,
+                 compiler_options=None):
+  """(compiled, lower seconds, lower + compile seconds) of the jitted step.
+
+  compiler_options: XLA debug options for this compile only, e.g.
+  {'xla_cpu_enable_fast_math': True}, as XLA_FLAGS would set for all.
+  """
   start = time.perf_counter()
   lowered = train_step.lower(state, train_data, epoch_order)
   lowered_at = time.perf_counter()
-  compiled = lowered.compile()
+  compiled = lowered.compile(compiler_options)
   return compiled, lowered_at - start, time.perf_counter() - start
 
 
-def compiled_training(config):
+def compiled_training(config, compiler_options=None):
   """(training, epoch 0's order, compiled step, compile seconds) for config.
 
   What scripts that time only the step (profile_step.py, compare_step.py)
@@ -130,7 +135,8 @@ def compiled_training(config):
   training, _ = build_training(config)
   epoch_order = training.epoch_order(0)
   compiled, _, compile_sec = compile_step(
-      training.train_step, training.state, training.train_data, epoch_order)
+      training.train_step, training.state, training.train_data, epoch_order,
+      compiler_options)
   return training, epoch_order, compiled, compile_sec
 
 

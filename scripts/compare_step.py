@@ -1,4 +1,6 @@
-"""Two versions of draw_jax modules, timed in one process, step by step.
+"""Two versions of the training step, timed in one process, step by step.
+
+The versions differ in draw_jax modules, config settings or XLA options.
 
   git show HEAD~1:draw_jax/attention.py > /tmp/attention_before.py
   python scripts/compare_step.py --config=configs/mnist_attn.py \\
@@ -6,6 +8,16 @@
 
 Several modules at once take lists in the same order:
 --module=model,attention --before=/tmp/model_before.py,/tmp/attention_before.py
+
+Two settings of the config, e.g. float32 against bfloat16 matmuls, take
+--before_config instead of (or with) --module: the "before" step is built from
+the config with these fields changed.
+  python scripts/compare_step.py --config=configs/mnist_attn.py \\
+      --before_config=model.compute_dtype=bfloat16 --rounds 10
+and XLA options, --before_xla, which the "before" step alone is compiled with
+(XLA_FLAGS would set them for both):
+  python scripts/compare_step.py --config=configs/mnist_attn.py \\
+      --before_xla=xla_cpu_enable_fast_math=true --rounds 10
 
 On this shared 2-core machine the same program runs 10-20% faster or slower
 from one process to the next and one minute to the next, so two
@@ -18,7 +30,10 @@ times. Both see the same load, and the medians compare them.
 It swaps what the module defines at its top level, functions and classes,
 which the trainer looks up when it builds the step; a name imported
 elsewhere with `from draw_jax.<module> import name` keeps the checkout's.
+A --before file need define only the names it changes
+(scripts/alternatives/ holds such files).
 """
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -33,6 +48,7 @@ sys.path.insert(0, os.path.join(REPO_ROOT, 'scripts'))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
+import jax
 
 import benchmark
 from draw_jax import experiment
@@ -42,13 +58,21 @@ from draw_jax import input_pipeline
 
 def define_flags():
   benchmark.define_step_flags(steps=3, warmup=3)
-  flags.DEFINE_list('module', None, 'draw_jax module names, e.g. attention.')
-  flags.DEFINE_list('before', None, 'For each module, a file holding its '
+  flags.DEFINE_list('module', [], 'draw_jax module names, e.g. attention.')
+  flags.DEFINE_list('before', [], 'For each module, a file holding its '
                     'earlier version, e.g. from `git show '
                     'REV:draw_jax/<module>.py`.')
+  flags.DEFINE_list('before_config', [], 'field=value settings of the config '
+                    'for the "before" step only, e.g. model.remat=none.')
+  flags.DEFINE_list('before_xla', [], 'name=value XLA options the "before" '
+                    'step alone is compiled with, e.g. '
+                    'xla_cpu_enable_fast_math=true.')
   flags.DEFINE_integer('rounds', 20, 'Alternations; each times --steps steps '
                        'of one version, then of the other.', lower_bound=1)
-  flags.mark_flags_as_required(['module', 'before'])
+  flags.register_multi_flags_validator(
+      ['module', 'before_config', 'before_xla'],
+      lambda values: any(values.values()),
+      'give --module and --before, --before_config or --before_xla')
 
 
 def module_definitions(module):
@@ -80,15 +104,52 @@ def earlier_definitions(module_name, before_path):
   return module, {name: before_definitions[name] for name in sorted(shared)}
 
 
-def build_both(config, module_names, before_paths):
+def parse_settings(settings, flag_name):
+  """{name: value} from 'name=value' strings; values as Python literals.
+
+  A bare word stays a string (bfloat16), and true/false are booleans, as
+  XLA_FLAGS writes them.
+  """
+  parsed = {}
+  for setting in settings:
+    name, separator, text = setting.partition('=')
+    if not separator:
+      raise ValueError(f'--{flag_name} {setting!r} is not name=value')
+    if text in ('true', 'false'):
+      parsed[name] = text == 'true'
+      continue
+    try:
+      parsed[name] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      parsed[name] = text
+  return parsed
+
+
+def config_with(config, settings):
+  """A copy of config with 'field=value' settings (parse_settings)."""
+  changes = parse_settings(settings, 'before_config')
+  changed = config.copy_and_resolve_references()
+  try:
+    changed.update_from_flattened_dict(changes)
+  except (KeyError, TypeError) as error:
+    raise ValueError(f'--before_config: {error}') from error
+  return changed
+
+
+def build_both(config, module_names, before_paths, before_settings=(),
+               before_xla=()):
   """{'before': ..., 'after': ...}: benchmark.compiled_training, built in turn.
 
   Each build makes a new jitted step, so each traces the functions in place
-  at that moment.
+  at that moment. "before" has the modules' earlier definitions, the config
+  with before_settings and the XLA options before_xla; "after" the checkout,
+  the config itself and XLA's defaults.
   """
   if len(module_names) != len(before_paths):
     raise ValueError(f'{len(module_names)} modules but {len(before_paths)} '
                      '--before files; give one file per module')
+  before_config = config_with(config, before_settings)
+  xla_options = parse_settings(before_xla, 'before_xla') or None
   swaps = [earlier_definitions(name, path)
            for name, path in zip(module_names, before_paths)]
   checkout = [(module, {name: getattr(module, name) for name in earlier})
@@ -97,7 +158,7 @@ def build_both(config, module_names, before_paths):
     for module, earlier in swaps:
       for name, definition in earlier.items():
         setattr(module, name, definition)
-    built = {'before': benchmark.compiled_training(config)}
+    built = {'before': benchmark.compiled_training(before_config, xla_options)}
   finally:
     for module, definitions in checkout:
       for name, definition in definitions.items():
@@ -141,10 +202,13 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = benchmark.config_from_flags()
   try:
-    built = build_both(config, flags.FLAGS.module, flags.FLAGS.before)
+    built = build_both(config, flags.FLAGS.module, flags.FLAGS.before,
+                       flags.FLAGS.before_config, flags.FLAGS.before_xla)
   except (experiment.ConfigError, input_pipeline.DataError, FileNotFoundError,
           ModuleNotFoundError, ValueError) as error:
     sys.exit(f'error: {error}')
+  except jax.errors.JaxRuntimeError as error:  # XLA refused --before_xla
+    sys.exit(f'error: --before_xla: {error}')
   times = alternate(built, warmup=flags.FLAGS.warmup, steps=flags.FLAGS.steps,
                     rounds=flags.FLAGS.rounds)
   print(summary_line(times, config.train.batch_size))

@@ -170,7 +170,7 @@ def test_settings_parse_as_xla_flags_and_python_literals():
 def test_an_unknown_xla_option_is_named(data_dir):
   completed = _run_bare(data_dir, '--before_xla=xla_no_such_option=1')
   assert completed.returncode != 0
-  assert "--before_xla" in completed.stderr
+  assert '--before_xla' in completed.stderr
   assert 'xla_no_such_option' in completed.stderr
 
 

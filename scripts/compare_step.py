@@ -51,6 +51,7 @@ from absl import flags
 import jax
 
 import benchmark
+from configs import default as default_config
 from draw_jax import experiment
 from draw_jax import input_pipeline
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -63,7 +64,8 @@ def define_flags():
                     'earlier version, e.g. from `git show '
                     'REV:draw_jax/<module>.py`.')
   flags.DEFINE_list('before_config', [], 'field=value settings of the config '
-                    'for the "before" step only, e.g. model.remat=none.')
+                    'for the "before" step only, as the config file\'s own '
+                    'argument takes them, e.g. model.remat=none.')
   flags.DEFINE_list('before_xla', [], 'name=value XLA options the "before" '
                     'step alone is compiled with, e.g. '
                     'xla_cpu_enable_fast_math=true.')
@@ -104,36 +106,35 @@ def earlier_definitions(module_name, before_path):
   return module, {name: before_definitions[name] for name in sorted(shared)}
 
 
-def parse_settings(settings, flag_name):
-  """{name: value} from 'name=value' strings; values as Python literals.
+def xla_options(settings):
+  """{name: value} from 'name=value' strings, for jax's compiler_options.
 
-  A bare word stays a string (bfloat16), and true/false are booleans, as
-  XLA_FLAGS writes them.
+  true/false are booleans, as XLA_FLAGS writes them; other values are Python
+  literals, or strings when they are bare words (CPU_SCHEDULER_TYPE_DEFAULT).
   """
-  parsed = {}
+  options = {}
   for setting in settings:
     name, separator, text = setting.partition('=')
     if not separator:
-      raise ValueError(f'--{flag_name} {setting!r} is not name=value')
+      raise ValueError(f'--before_xla {setting!r} is not name=value')
     if text in ('true', 'false'):
-      parsed[name] = text == 'true'
+      options[name] = text == 'true'
       continue
     try:
-      parsed[name] = ast.literal_eval(text)
+      options[name] = ast.literal_eval(text)
     except (ValueError, SyntaxError):
-      parsed[name] = text
-  return parsed
+      options[name] = text
+  return options
 
 
 def config_with(config, settings):
-  """A copy of config with 'field=value' settings (parse_settings)."""
-  changes = parse_settings(settings, 'before_config')
-  changed = config.copy_and_resolve_references()
+  """A copy of config with 'field=value' settings, parsed as the config
+  file's own argument is (configs.default.apply_overrides)."""
   try:
-    changed.update_from_flattened_dict(changes)
-  except (KeyError, TypeError) as error:
+    return default_config.apply_overrides(
+        config.copy_and_resolve_references(), ','.join(settings))
+  except (KeyError, TypeError, ValueError) as error:
     raise ValueError(f'--before_config: {error}') from error
-  return changed
 
 
 def build_both(config, module_names, before_paths, before_settings=(),
@@ -149,7 +150,7 @@ def build_both(config, module_names, before_paths, before_settings=(),
     raise ValueError(f'{len(module_names)} modules but {len(before_paths)} '
                      '--before files; give one file per module')
   before_config = config_with(config, before_settings)
-  xla_options = parse_settings(before_xla, 'before_xla') or None
+  compiler_options = xla_options(before_xla) or None
   swaps = [earlier_definitions(name, path)
            for name, path in zip(module_names, before_paths)]
   checkout = [(module, {name: getattr(module, name) for name in earlier})
@@ -158,7 +159,8 @@ def build_both(config, module_names, before_paths, before_settings=(),
     for module, earlier in swaps:
       for name, definition in earlier.items():
         setattr(module, name, definition)
-    built = {'before': benchmark.compiled_training(before_config, xla_options)}
+    built = {'before': benchmark.compiled_training(before_config,
+                                                   compiler_options)}
   finally:
     for module, definitions in checkout:
       for name, definition in definitions.items():

@@ -160,9 +160,9 @@ def test_before_xla_compiles_only_the_before_step_with_the_options(data_dir):
 
 
 def test_settings_parse_as_xla_flags_and_python_literals():
-  assert compare_step.parse_settings(
+  assert compare_step.xla_options(
       ['a=true', 'b=false', 'c=512', 'd=CPU_SCHEDULER_TYPE_DEFAULT', 'e=',
-       'f=True'], 'before_xla') == {
+       'f=True']) == {
            'a': True, 'b': False, 'c': 512, 'd': 'CPU_SCHEDULER_TYPE_DEFAULT',
            'e': '', 'f': True}
 

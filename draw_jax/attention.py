@@ -142,7 +142,7 @@ def _spread_patch_backward(residuals, canvas_grad_BxAxC):
   """
   fy_NxB, patch_NxNxC, fx_NxA = residuals
   rows_grad_NxAxC = _matmul_rows(fy_NxB, canvas_grad_BxAxC)
-  rows_NxAxC = jnp.einsum('ijc,ja->iac', patch_NxNxC, fx_NxA)
+  rows_NxAxC = _patch_times_filters(patch_NxNxC, fx_NxA)
   glimpse, width, channels = rows_NxAxC.shape
   fy_grad_NxB = jnp.matmul(
       rows_NxAxC.reshape(glimpse, width * channels),
@@ -153,3 +153,12 @@ def _spread_patch_backward(residuals, canvas_grad_BxAxC):
 
 
 _spread_patch.defvjp(_spread_patch_forward, _spread_patch_backward)
+
+
+def _patch_times_filters(patch_NxNxC, fx_NxA):
+  """P F_X per channel, [N, A, C], as one [N*C, N] @ [N, A] matmul."""
+  glimpse, _, channels = patch_NxNxC.shape
+  rows_NCxA = jnp.matmul(
+      jnp.transpose(patch_NxNxC, (0, 2, 1)).reshape(glimpse * channels, glimpse),
+      fx_NxA)
+  return jnp.transpose(rows_NCxA.reshape(glimpse, channels, -1), (0, 2, 1))

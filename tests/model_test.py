@@ -41,7 +41,13 @@ def test_scan_equals_python_loop(use_attention):
     np.testing.assert_allclose(output.canvas_logits_per_step[t],
                                per_step['canvas_logits'].reshape(images.shape),
                                rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(output.kl_per_step[t], per_step['kl'], rtol=1e-5)
+    # The KL is taken after the scan, from the stacked posteriors.
+    np.testing.assert_allclose(output.posterior_mean[t], per_step['mean'],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        output.kl_per_step[t],
+        objectives.gaussian_kl(per_step['mean'], per_step['log_std']),
+        rtol=1e-5)
   # The step carries the canvas flat, in the image's [H, W, C] order.
   np.testing.assert_allclose(output.canvas_logits,
                              state.canvas_logits.reshape(images.shape),

@@ -24,6 +24,7 @@ SHORT_NAMES = {
     'batch': 'train.batch_size',
     'lr': 'train.learning_rate',
     'steps': 'train.num_steps',
+    'epochs': 'train.num_epochs',
     'seed': 'train.seed',
     'minutes': 'train.time_budget_minutes',
     'data': 'data.name',
@@ -65,17 +66,31 @@ def get_config(arg=None):
   config.train = ml_collections.ConfigDict(dict(
       batch_size=128,
       learning_rate=1e-3,
-      lr_schedule='constant',  # or 'cosine' (decays to 0 at num_steps)
+      # 'constant', or 'cosine': from the peak down to
+      # lr_end_fraction x peak at the last step.
+      lr_schedule='constant',
+      lr_end_fraction=0.0,
       warmup_steps=0,
       grad_clip_norm=10.0,  # global-norm clipping, as in the paper's runs
       num_steps=100_000,
+      num_epochs=0,  # > 0: train this many epochs, overriding num_steps
       time_budget_minutes=0.0,  # > 0: stop (and checkpoint) after this long
       checkpoint_every=1000,
+      # > 0: also checkpoint whenever this long has passed since the last one,
+      # so an abrupt stop loses at most this much training.
+      checkpoint_every_minutes=0.0,
       keep_checkpoints=3,  # the latest N, plus the best by validation ELBO
       eval_every=5000,
+      eval_test=False,  # True: each evaluation also reports the test split
       log_every=100,
       seed=0,
       skip_nonfinite_updates=False,  # True: skip and count NaN/Inf updates
+      # A workdir or pretrained/ folder whose parameters start a new run (with
+      # a fresh optimizer); ignored once the run has checkpoints of its own.
+      init_from='',
+      # With init_from: also take its step, so the schedule and data order
+      # go on where those parameters left off.
+      init_continue=False,
   ))
 
   config.eval = ml_collections.ConfigDict(dict(

@@ -64,6 +64,11 @@ def purge_deleted(manager):
     shutil.rmtree(os.path.join(deleted, name), ignore_errors=True)
 
 
+def state_bytes(state):
+  """What one checkpoint of state takes on disk, about."""
+  return sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+
+
 def save(manager, step, state, model_config, metrics=None):
   """Starts an asynchronous save of state at step."""
   purge_deleted(manager)
@@ -100,7 +105,8 @@ def check_compatible(manager, step, model_config):
   if differences:
     raise CheckpointMismatchError(
         f'{manager.directory} holds a checkpoint (step {step}) of a different '
-        f'model: {"; ".join(differences)}. Use another --workdir.')
+        f'model: {"; ".join(differences)}. Use another --workdir, or a '
+        'config of that model.')
 
 
 def _with_sharding(abstract_state, sharding):
@@ -127,13 +133,24 @@ def _set_aside(manager, steps):
   manager.reload()
 
 
+def _restore_args(target, partial):
+  if not partial:
+    return ocp.args.StandardRestore(target)
+  # Only the parts of the saved state that target names, e.g. the params.
+  return ocp.args.PyTreeRestore(
+      item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+      partial_restore=True)
+
+
 def restore_latest(manager, abstract_state, model_config, sharding, step=None,
-                   set_aside_damaged=False):
+                   set_aside_damaged=False, partial=False):
   """The newest readable checkpoint's state (or step's), or None if none exist.
 
   A damaged checkpoint is skipped with a warning for the one before it, and,
   with set_aside_damaged (training), moved out of the way; if every one is
   damaged this raises, moving nothing, rather than starting from scratch.
+  With partial, abstract_state may name a subset of the saved state (such as
+  step and params, which is all a pretrained/ folder holds).
   """
   steps = sorted(manager.all_steps(), reverse=True)
   if step is not None:
@@ -147,7 +164,7 @@ def restore_latest(manager, abstract_state, model_config, sharding, step=None,
       check_compatible(manager, candidate, model_config)
       restored = manager.restore(
           candidate,
-          args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+          args=ocp.args.Composite(state=_restore_args(target, partial)))
     except CheckpointMismatchError:
       raise
     except Exception as error:  # pylint: disable=broad-except

@@ -5,6 +5,7 @@ config.task='classify', a ClassifierConfig) and the jitted functions close
 over plain Python values.
 """
 import dataclasses
+import os
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +90,17 @@ def validate(config, device_count=None):
                'eval.iw_samples_per_pass', 'eval.iw_batch_size',
                'sample.num_samples', 'sample.upscale'):
     _require_positive(config, path)
+  if config.train.num_epochs < 0:
+    raise ConfigError(f'train.num_epochs must be >= 0, got '
+                      f'{config.train.num_epochs!r}')
+  if not 0.0 <= config.train.lr_end_fraction <= 1.0:
+    raise ConfigError(f'train.lr_end_fraction must be in [0, 1], got '
+                      f'{config.train.lr_end_fraction!r}')
+  if config.train.checkpoint_every_minutes < 0:
+    raise ConfigError(f'train.checkpoint_every_minutes must be >= 0, got '
+                      f'{config.train.checkpoint_every_minutes!r}')
+  if config.train.init_continue and not config.train.init_from:
+    raise ConfigError('train.init_continue=True needs train.init_from')
   if config.train.lr_schedule not in LR_SCHEDULES:
     raise ConfigError(f'train.lr_schedule={config.train.lr_schedule!r} is '
                       f'unknown; choose one of {LR_SCHEDULES}')
@@ -129,21 +141,35 @@ def create_model(model_config, init_key):
   return tasks.create_model(model_config, nnx.Rngs(init_key))
 
 
-def learning_rate_schedule(train_config):
+def steps_per_epoch(num_examples, batch_size):
+  return num_examples // batch_size  # the last partial batch is dropped
+
+
+def total_steps(train_config, num_examples):
+  """train.num_epochs whole epochs when set, else train.num_steps."""
+  if train_config.num_epochs > 0:
+    return train_config.num_epochs * steps_per_epoch(num_examples,
+                                                     train_config.batch_size)
+  return train_config.num_steps
+
+
+def learning_rate_schedule(train_config, num_steps):
+  """Linear warm-up, then constant or cosine down to lr_end_fraction x peak."""
   peak = train_config.learning_rate
   if train_config.lr_schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(
-        0.0, peak, max(train_config.warmup_steps, 1), train_config.num_steps)
+        0.0, peak, max(train_config.warmup_steps, 1), num_steps,
+        end_value=peak * train_config.lr_end_fraction)
   if train_config.warmup_steps:
     return optax.linear_schedule(0.0, peak, train_config.warmup_steps)
   return optax.constant_schedule(peak)
 
 
-def create_optimizer(train_config):
+def create_optimizer(train_config, num_steps):
   """Adam after global-norm clipping; optionally skips non-finite updates."""
   optimizer = optax.chain(
       optax.clip_by_global_norm(train_config.grad_clip_norm),
-      optax.adam(learning_rate_schedule(train_config)))
+      optax.adam(learning_rate_schedule(train_config, num_steps)))
   if train_config.skip_nonfinite_updates:
     # Skips (and counts) updates whose gradients hold a NaN or Inf.
     optimizer = optax.apply_if_finite(optimizer, max_consecutive_errors=1 << 30)
@@ -209,22 +235,44 @@ def run_keys(seed):
   return init_key, data_key, train_key
 
 
+def abstract_params(model_config):
+  """{'step', 'params'} shapes: what eval, sample and init_from restore."""
+  state = jax.eval_shape(
+      lambda: initial_state(model_config, optax.identity(), jax.random.key(0))[1])
+  return dict(step=state['step'], params=state['params'])
+
+
+def state_from_params(params, step, optimizer, mesh):
+  """A train state holding params at step, with a fresh optimizer state."""
+  return jax.jit(
+      lambda params: dict(step=jnp.asarray(step, jnp.int32), params=params,
+                          opt_state=optimizer.init(params)),
+      out_shardings=replicated(mesh))(params)
+
+
+def load_params(model_config, directory, mesh, step=None, what='--workdir'):
+  """(params, step) from a training workdir or a pretrained/ folder."""
+  if not os.path.isdir(checkpoints.checkpoint_dir(directory)):
+    raise FileNotFoundError(
+        f'{what}={directory} holds no checkpoints '
+        f'(no folder {checkpoints.checkpoint_dir(directory)})')
+  manager = checkpoints.make_manager(directory, read_only=True)
+  restored = checkpoints.restore_latest(
+      manager, abstract_params(model_config), model_config, replicated(mesh),
+      step=step, partial=True)
+  if restored is None:
+    raise FileNotFoundError(f'no checkpoint in {manager.directory}; train '
+                            'first with --mode=train')
+  return restored['params'], int(restored['step'])
+
+
 def load_trained(config, workdir):
-  """Validates config, then restores its checkpoint (eval.step, or latest)."""
+  """Validates config, then restores its parameters (eval.step, or latest)."""
   model_config = validate(config)
   mesh = make_mesh()
-  optimizer = create_optimizer(config.train)
-  init_key, _, _ = run_keys(config.train.seed)
-  graphdef = graphdef_of(model_config)
-  manager = checkpoints.make_manager(workdir, read_only=True)
   step = None if config.eval.step < 0 else config.eval.step
-  state = checkpoints.restore_latest(
-      manager, abstract_state(model_config, optimizer, init_key), model_config,
-      replicated(mesh), step=step)
-  if state is None:
-    raise FileNotFoundError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}'
-                            '; train first with --mode=train')
+  params, step = load_params(model_config, workdir, mesh, step)
   splits = input_pipeline.load_splits(config.data.name, config.data.dir,
                                       config.data.max_examples)
-  return TrainedRun(model_config, graphdef, state['params'], int(state['step']),
+  return TrainedRun(model_config, graphdef_of(model_config), params, step,
                     mesh, splits)

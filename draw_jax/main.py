@@ -17,6 +17,7 @@ from draw_jax import experiment
 from draw_jax import input_pipeline
 from draw_jax import sampling
 from draw_jax import train
+from draw_jax import workdirs
 
 config_flags.DEFINE_config_file(
     'config', None, 'A configs/*.py file, optionally with :name=value,...',
@@ -41,7 +42,8 @@ MODES = {
 # Errors caused by the user's input: one clear line and exit code 1.
 USER_ERRORS = (experiment.ConfigError, input_pipeline.DataError,
                checkpoints.CheckpointMismatchError,
-               checkpoints.NoReadableCheckpointError, train.WorkdirError,
+               checkpoints.NoReadableCheckpointError, workdirs.WorkdirError,
+               workdirs.DiskFullError,
                train.NonFiniteLossError, FileNotFoundError)
 
 

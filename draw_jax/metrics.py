@@ -4,6 +4,7 @@ tensorboardX writes the event files without importing TensorFlow.
 """
 import json
 import os
+import time
 
 import numpy as np
 import tensorboardX
@@ -17,6 +18,7 @@ class MetricWriter:
     if not enabled:
       return
     self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    self._started = time.time()
     self._tensorboard = tensorboardX.SummaryWriter(
         os.path.join(workdir, 'tensorboard'))
 
@@ -24,7 +26,10 @@ class MetricWriter:
     if not self.enabled:
       return
     values = {name: float(value) for name, value in scalars.items()}
-    self._jsonl.write(json.dumps(dict(step=int(step), **values)) + '\n')
+    # Seconds since this process started: wall time summed over resumes.
+    seconds = round(time.time() - self._started, 1)
+    self._jsonl.write(json.dumps(dict(step=int(step), **values,
+                                      process_seconds=seconds)) + '\n')
     self._jsonl.flush()
     for name, value in values.items():
       self._tensorboard.add_scalar(name, value, int(step))

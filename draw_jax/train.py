@@ -3,6 +3,7 @@
 Every random choice is derived from (seed, step), so a run stopped at any
 checkpoint and resumed gives the same parameters as one that never stopped.
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,14 +26,11 @@ from draw_jax import input_pipeline
 from draw_jax import metrics
 from draw_jax import sampling
 from draw_jax import tasks
+from draw_jax import workdirs
 
 
 class NonFiniteLossError(RuntimeError):
   """The loss or a gradient became NaN or Inf; the message names the step."""
-
-
-class WorkdirError(OSError):
-  """The workdir cannot be created or written."""
 
 
 def make_epoch_order(data_key, num_examples, mesh):
@@ -47,13 +45,9 @@ def make_epoch_order(data_key, num_examples, mesh):
       out_shardings=experiment.replicated(mesh))
 
 
-def steps_per_epoch(num_examples, batch_size):
-  return num_examples // batch_size  # the last partial batch is dropped
-
-
 def batch_indices(step, epoch_order, batch_size):
   """The step's example indices: its slice of its epoch's shuffle."""
-  position = step % steps_per_epoch(epoch_order.shape[0], batch_size)
+  position = step % experiment.steps_per_epoch(epoch_order.shape[0], batch_size)
   return jax.lax.dynamic_slice_in_dim(epoch_order, position * batch_size,
                                       batch_size)
 
@@ -112,13 +106,16 @@ class Training:
   train_step: Callable  # (state, train_data, epoch_order) -> (state, metrics)
   epoch_order: Callable  # epoch -> shuffled indices
   steps_per_epoch: int
+  num_steps: int  # where the run ends: train.num_epochs or train.num_steps
 
 
 def build_training(config, splits, manager=None):
   """Model, state (restored from manager's newest checkpoint if any) and step."""
   model_config = experiment.validate(config)
   mesh = experiment.make_mesh()
-  optimizer = experiment.create_optimizer(config.train)
+  num_examples = splits.train.shape[0]
+  num_steps = experiment.total_steps(config.train, num_examples)
+  optimizer = experiment.create_optimizer(config.train, num_steps)
   init_key, data_key, train_key = experiment.run_keys(config.train.seed)
   state = None
   if manager is not None:
@@ -126,34 +123,35 @@ def build_training(config, splits, manager=None):
     state = checkpoints.restore_latest(
         manager, experiment.abstract_state(model_config, optimizer, init_key),
         model_config, experiment.replicated(mesh), set_aside_damaged=True)
+  if state is None and config.train.init_from:
+    state = _state_from_init(config.train, model_config, optimizer, mesh)
   if state is None:
     state = experiment.create_train_state(model_config, optimizer, init_key, mesh)
   graphdef = experiment.graphdef_of(model_config)
-  num_examples = splits.train.shape[0]
   return Training(
       model_config=model_config, mesh=mesh, graphdef=graphdef, state=state,
       train_data=train_data(splits, mesh),
       train_step=make_train_step(graphdef, optimizer, mesh, config, train_key),
       epoch_order=make_epoch_order(data_key, num_examples, mesh),
-      steps_per_epoch=steps_per_epoch(num_examples, config.train.batch_size))
+      steps_per_epoch=experiment.steps_per_epoch(num_examples,
+                                                 config.train.batch_size),
+      num_steps=num_steps)
+
+
+def _state_from_init(train_config, model_config, optimizer, mesh):
+  """A fresh optimizer over train.init_from's parameters (and maybe its step)."""
+  params, source_step = experiment.load_params(
+      model_config, train_config.init_from, mesh, what='train.init_from')
+  step = source_step if train_config.init_continue else 0
+  logging.info('starting at step %d from the parameters of %s (step %d) and a '
+               'fresh optimizer', step, train_config.init_from, source_step)
+  return experiment.state_from_params(params, step, optimizer, mesh)
 
 
 def skipped_updates(opt_state):
   """How many non-finite updates optax.apply_if_finite has skipped, or 0."""
   count = getattr(opt_state, 'total_notfinite', None)
   return 0 if count is None else int(experiment.to_host(count))
-
-
-def prepare_workdir(workdir):
-  """Creates workdir and proves it writable before any training time is spent."""
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, f'.write_test_{os.getpid()}')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
-  except OSError as error:
-    raise WorkdirError(f'workdir {workdir} is not writable: {error.strerror}') from None
 
 
 class _StopSignal:
@@ -258,10 +256,17 @@ def train_and_evaluate(config, workdir):
   experiment.validate(config)
   splits = input_pipeline.load_splits(config.data.name, config.data.dir,
                                       config.data.max_examples)
-  prepare_workdir(workdir)
+  workdirs.prepare(workdir)
+  is_chief = jax.process_index() == 0
+  # One trainer per workdir; multi-process runs lock on their first process.
+  with workdirs.Lock(workdir) if is_chief else contextlib.nullcontext():
+    return _train_locked(config, workdir, splits, is_chief)
+
+
+def _train_locked(config, workdir, splits, is_chief):
   manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
   training = build_training(config, splits, manager)
-  is_chief = jax.process_index() == 0
+  workdirs.check_space(workdir, checkpoints.state_bytes(training.state))
   if is_chief:
     _write_config(workdir, config)
   writer = metrics.MetricWriter(workdir, enabled=is_chief)
@@ -280,7 +285,8 @@ def train_and_evaluate(config, workdir):
   pictures = sampling.make_pictures(config, training.graphdef,
                                     training.model_config, training.mesh)
   loop = _Loop(config, workdir, training.model_config, manager, writer,
-               evaluator, pictures, splits)
+               evaluator, pictures, splits, training.num_steps,
+               training.steps_per_epoch)
   try:
     state = loop.run(training)
   finally:
@@ -294,7 +300,7 @@ class _Loop:
   """The host side of training: dispatch, logging, evaluation, checkpoints."""
 
   def __init__(self, config, workdir, model_config, manager, writer, evaluator,
-               pictures, splits):
+               pictures, splits, num_steps, steps_per_epoch):
     self.config = config
     self.workdir = workdir
     self.model_config = model_config
@@ -304,21 +310,25 @@ class _Loop:
     self.pictures = pictures
     self.best_metric = 'valid_' + tasks.BEST_METRICS[tasks.task_of(model_config)]
     self.splits = splits
+    self.num_steps = num_steps
+    self.steps_per_epoch = steps_per_epoch
     self._evaluated = {}  # step -> validation metrics, to not repeat them
+    self._tested = {}  # step -> test metrics, with train.eval_test
     self._saved = set(manager.all_steps())
+    self._last_save = time.time()
 
   def run(self, training):
     train = self.config.train
     state = training.state
     step = int(state['step'])
     epoch, epoch_order = None, None
-    progress = _Progress(self.writer, train.num_steps, train.batch_size, step)
+    progress = _Progress(self.writer, self.num_steps, train.batch_size, step)
     stop = _StopSignal()
     started = time.time()
     budget = train.time_budget_minutes * 60.0
     pending = None  # (step, metrics) read one step late, keeping dispatch async
     try:
-      while step < train.num_steps:
+      while step < self.num_steps:
         if step // training.steps_per_epoch != epoch:
           epoch = step // training.steps_per_epoch
           epoch_order = training.epoch_order(epoch)
@@ -329,7 +339,7 @@ class _Loop:
           self._absorb(pending, progress)
         pending = (step, step_metrics)
         out_of_time = budget > 0 and time.time() - started > budget
-        if stop.received or out_of_time or self._due(step):
+        if stop.received or out_of_time or self._due(step) or self._save_due():
           self._absorb(pending, progress)
           pending = None
           self._step_boundary(state, step, progress)
@@ -352,7 +362,12 @@ class _Loop:
   def _due(self, step):
     train = self.config.train
     return (step % train.log_every == 0 or step % train.checkpoint_every == 0 or
-            step % train.eval_every == 0 or step == train.num_steps)
+            step % train.eval_every == 0 or step == self.num_steps)
+
+  def _save_due(self):
+    """True once train.checkpoint_every_minutes have passed since a save."""
+    minutes = self.config.train.checkpoint_every_minutes
+    return minutes > 0 and time.time() - self._last_save >= minutes * 60
 
   def _absorb(self, pending, progress):
     step, step_metrics = pending
@@ -368,7 +383,7 @@ class _Loop:
     started = time.time()
     if step % train.eval_every == 0:
       self._validate(state, step)
-    if step % train.checkpoint_every == 0:
+    if step % train.checkpoint_every == 0 or self._save_due():
       self._save(state, step, self._evaluated.get(step))
     progress.leave_out(time.time() - started)
 
@@ -376,11 +391,14 @@ class _Loop:
     """Validation ELBO and samples, once per step whatever asks for them."""
     if step not in self._evaluated:
       self._evaluated[step] = self._evaluate(state, step, 'valid', iw_samples=0)
+      if self.config.train.eval_test:  # reported, never used to choose
+        self._tested[step] = self._evaluate(state, step, 'test', iw_samples=0)
       self._write_samples(state, step)
       self._save(state, step, self._evaluated[step])
     return self._evaluated[step]
 
   def _save(self, state, step, eval_metrics=None):
+    self._last_save = time.time()
     if step in self._saved:
       return
     self._saved.add(step)
@@ -392,7 +410,7 @@ class _Loop:
   def _evaluate(self, state, step, split, iw_samples):
     results = evaluate.evaluate_split(self.evaluator, state['params'],
                                       self.splits, iw_samples, split)
-    self.writer.scalars(step, results)
+    self.writer.scalars(step, dict(results, epoch=step / self.steps_per_epoch))
     logging.info('step %d %s', step, _format(results))
     return results
 
@@ -406,7 +424,9 @@ class _Loop:
     """Final checkpoint, validation and test evaluation, samples."""
     progress.report(step)
     valid = self._validate(state, step)
-    test = self._evaluate(state, step, 'test', self.config.eval.iw_samples)
+    test = self._tested.get(step)
+    if test is None or self.config.eval.iw_samples:
+      test = self._evaluate(state, step, 'test', self.config.eval.iw_samples)
     if jax.process_index() == 0:
       with open(os.path.join(self.workdir, f'eval_{step}.json'), 'w') as f:
         json.dump(dict(step=step, **valid, **test), f, indent=2)

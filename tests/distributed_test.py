@@ -140,7 +140,7 @@ from draw_jax import experiment, sampling
 config = smoke.get_config()
 draw_config = experiment.validate(config)
 mesh = experiment.make_mesh()
-optimizer = experiment.create_optimizer(config.train)
+optimizer = experiment.create_optimizer(config.train, config.train.num_steps)
 init_key, _, _ = experiment.run_keys(0)
 params = experiment.create_train_state(draw_config, optimizer, init_key, mesh)['params']
 sampler = sampling.Sampler(experiment.graphdef_of(draw_config), draw_config, mesh, 'none')

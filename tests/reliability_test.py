@@ -30,6 +30,7 @@ from draw_jax import experiment
 from draw_jax import input_pipeline
 from draw_jax import objectives
 from draw_jax import train
+from draw_jax import workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 40
@@ -137,7 +138,7 @@ def _restore(workdir, step, config=None):
   """The train state saved at step; raises if that checkpoint is unreadable."""
   config = config or _config()
   draw_config = experiment.validate(config)
-  optimizer = experiment.create_optimizer(config.train)
+  optimizer = experiment.create_optimizer(config.train, config.train.num_steps)
   init_key, _, _ = experiment.run_keys(config.train.seed)
   manager = checkpoints.make_manager(str(workdir), read_only=True)
   try:
@@ -161,9 +162,11 @@ def _assert_same_state(workdir, expected_workdir):
 
 
 def _snapshot(directory):
+  """Every file's size and mtime, but the lock's, which each run rewrites."""
   return {str(path.relative_to(directory)): (path.stat().st_size,
                                              path.stat().st_mtime_ns)
-          for path in pathlib.Path(directory).rglob('*')}
+          for path in pathlib.Path(directory).rglob('*')
+          if path.name != workdirs.LOCK_FILE}
 
 
 def _damage(step_dir, how):
@@ -473,7 +476,7 @@ def test_unwritable_workdir_fails_at_start_up_before_training(
   config = _config()
   config.data.dir = data_dir
   message = re.escape(f'workdir {blocker / "run"} is not writable')
-  with pytest.raises(train.WorkdirError, match=message):
+  with pytest.raises(workdirs.WorkdirError, match=message):
     train.train_and_evaluate(config, str(blocker / 'run'))
   assert not compiled
   assert sorted(os.listdir(tmp_path)) == ['a_file']

@@ -19,6 +19,7 @@ from draw_jax import experiment
 from draw_jax import input_pipeline
 from draw_jax import sampling
 from draw_jax import train
+from draw_jax import workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -144,15 +145,17 @@ def test_batch_indices_cover_each_epoch_once():
   # Step 10 starts epoch 1: a new shuffle, the same for the same key.
   assert not np.array_equal(np.asarray(epoch_order(1)), np.asarray(first))
   np.testing.assert_array_equal(epoch_order(1), epoch_order(1))
-  assert train.steps_per_epoch(105, 10) == 10
+  assert experiment.steps_per_epoch(105, 10) == 10
 
 
 # ---- bad input: a clear error, and the workdir left as it was -------------
 
 
 def _snapshot(directory):
+  """Every file's mtime, but the lock's, which each run rewrites."""
   return {str(path.relative_to(directory)): path.stat().st_mtime_ns
-          for path in pathlib.Path(directory).rglob('*')}
+          for path in pathlib.Path(directory).rglob('*')
+          if path.name != workdirs.LOCK_FILE}
 
 
 @pytest.mark.parametrize('arg,message', [
@@ -211,3 +214,105 @@ def test_program_exits_nonzero_with_one_line(tmp_path, data_dir):
                       f'--workdir={tmp_path}', env_data_dir=data_dir)
   assert unknown.returncode != 0 and 'depth' in unknown.stderr
   assert list(tmp_path.iterdir()) == []
+
+
+# ---- the long-run recipe: epochs, schedule, timed checkpoints, init_from ----
+
+
+def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor():
+  config = smoke.get_config('epochs=3,batch=10')
+  assert experiment.total_steps(config.train, 105) == 30  # 10 whole batches
+  config.train.update(lr_schedule='cosine', warmup_steps=5, lr_end_fraction=0.1)
+  schedule = experiment.learning_rate_schedule(config.train, 30)
+  peak = config.train.learning_rate
+  assert float(schedule(0)) == 0.0
+  assert float(schedule(5)) == pytest.approx(peak)
+  assert float(schedule(30)) == pytest.approx(0.1 * peak)
+  assert float(schedule(17)) < peak
+  config.train.num_epochs = 0
+  assert experiment.total_steps(config.train, 105) == config.train.num_steps
+
+
+def test_num_epochs_ends_the_run_after_whole_epochs(tmp_path, data_dir):
+  config = _config(data_dir, 'epochs=2', eval_every=1000)
+  config.data.max_examples = 100  # 6 steps of 16 per epoch
+  state = train.train_and_evaluate(config, str(tmp_path))
+  assert int(state['step']) == 12
+  assert (tmp_path / 'eval_12.json').exists()
+
+
+def test_checkpoints_by_the_clock_as_well_as_by_step(tmp_path, data_dir):
+  by_step = _config(data_dir, num_steps=6, checkpoint_every=1000,
+                    eval_every=1000, keep_checkpoints=10)
+  train.train_and_evaluate(by_step, str(tmp_path / 'by_step'))
+  assert os.listdir(tmp_path / 'by_step' / 'checkpoints') == ['6']
+  # A clock period shorter than a step: every step is checkpointed.
+  by_clock = _config(data_dir, num_steps=6, checkpoint_every=1000,
+                     eval_every=1000, keep_checkpoints=10,
+                     checkpoint_every_minutes=1e-6)
+  train.train_and_evaluate(by_clock, str(tmp_path / 'by_clock'))
+  saved = {int(name) for name in os.listdir(tmp_path / 'by_clock' / 'checkpoints')
+           if name.isdigit()}
+  assert saved == set(range(1, 7))
+
+
+def test_eval_test_reports_the_test_split_at_each_evaluation(tmp_path, data_dir):
+  config = _config(data_dir, num_steps=10, eval_every=5, eval_test=True)
+  config.eval.iw_samples = 0  # else the end adds a test row with the IW NLL
+  train.train_and_evaluate(config, str(tmp_path))
+  lines = [json.loads(line)
+           for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [line['step'] for line in lines if 'test_neg_elbo' in line] == [5, 10]
+  assert [line['step'] for line in lines if 'valid_neg_elbo' in line] == [5, 10]
+
+
+def _build(config, workdir):
+  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
+                                      config.data.max_examples)
+  manager = checkpoints.make_manager(str(workdir), config.train.keep_checkpoints)
+  try:
+    return train.build_training(config, splits, manager)
+  finally:
+    manager.close()
+
+
+def test_init_from_starts_from_those_parameters_with_a_fresh_optimizer(
+    trained, tmp_path, data_dir):
+  source_config, source, source_state = trained
+  started = _build(_config(data_dir, init_from=str(source)), tmp_path / 'a')
+  assert int(started.state['step']) == 0
+  for a, b in zip(_leaves(started.state), _leaves(source_state)):
+    np.testing.assert_array_equal(a, b)
+  adam = started.state['opt_state'][1][0]
+  assert int(adam.count) == 0
+  assert all(not np.any(np.asarray(m)) for m in jax.tree.leaves(adam.mu))
+  continued = _build(_config(data_dir, init_from=str(source), init_continue=True),
+                     tmp_path / 'b')
+  assert int(continued.state['step']) == source_config.train.num_steps
+
+
+def test_init_from_is_ignored_once_the_run_has_checkpoints(tmp_path, data_dir,
+                                                           trained):
+  _, source, _ = trained
+  own = train.train_and_evaluate(_config(data_dir, num_steps=3, eval_every=100),
+                                 str(tmp_path))
+  resumed = _build(_config(data_dir, init_from=str(source)), tmp_path)
+  assert int(resumed.state['step']) == 3
+  for a, b in zip(_leaves(resumed.state), _leaves(own)):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('arg,error,message', [
+    ('z=9', checkpoints.CheckpointMismatchError,
+     'z_size: checkpoint has 8, config has 9'),
+    ('', FileNotFoundError, 'train.init_from=.*holds no checkpoints'),
+])
+def test_init_from_a_wrong_source_is_named(arg, error, message, trained,
+                                           tmp_path, data_dir):
+  _, source, _ = trained
+  init_from = str(source) if arg else str(tmp_path / 'nothing')
+  with pytest.raises(error, match=message):
+    train.train_and_evaluate(_config(data_dir, arg, init_from=init_from),
+                             str(tmp_path / 'w'))
+  assert not (tmp_path / 'w' / 'checkpoints').exists() or not os.listdir(
+      tmp_path / 'w' / 'checkpoints')

@@ -1,0 +1,141 @@
+"""A run's learning curve: a markdown table and a PNG of -ELBO against epochs.
+
+  python scripts/learning_curve.py --workdir=$HOME/draw_runs/mnist_attn_paper \
+      --markdown=docs/results.md --png=docs/mnist_attn_curve.png
+
+One row per evaluation: epoch, images seen, wall hours (summed over every
+process that trained the run, including work redone after a kill), and the
+valid and test -ELBO. With --markdown, the table replaces what stands between
+the file's two CURVE_MARKERS; jbornschein/draw's reported figures and the
+paper's bound are drawn beside the curve.
+"""
+import argparse
+import json
+import os
+import sys
+
+CURVE_MARKERS = ('<!-- learning-curve:start -->', '<!-- learning-curve:end -->')
+# jbornschein/draw (Theano), its issue #4: (epoch, test -ELBO reported as
+# "under"/"about" that figure).
+JBORNSCHEIN = ((50, 90.0), (100, 90.5), (200, 83.0), (300, 81.9))
+PAPER_BOUND = 80.97
+
+
+def read_rows(workdir):
+  """metrics.jsonl's rows in order, each with 'wall_hours' added."""
+  rows, finished, previous = [], 0.0, None
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue  # a line cut short by a kill
+      seconds = row.get('process_seconds')
+      if seconds is None:
+        continue
+      if previous is not None and seconds < previous:
+        finished += previous  # a new process: the last one's time is done
+      previous = seconds
+      rows.append(dict(row, wall_hours=(finished + seconds) / 3600))
+  return rows
+
+
+def evaluations(rows, batch_size):
+  """One record per evaluated step, its latest values winning."""
+  by_step = {}
+  for row in rows:
+    if 'valid_neg_elbo' in row or 'test_neg_elbo' in row:
+      record = by_step.setdefault(row['step'], dict(step=row['step']))
+      for name in ('valid_neg_elbo', 'test_neg_elbo', 'epoch'):
+        if name in row:
+          record[name] = row[name]
+      record['wall_hours'] = row['wall_hours']
+  records = [by_step[step] for step in sorted(by_step)]
+  for record in records:
+    record['images'] = record['step'] * batch_size
+  return records
+
+
+def _number(value, digits=2):
+  return '' if value is None else f'{value:.{digits}f}'
+
+
+def markdown_table(records):
+  lines = ['| step | epoch | images seen | wall hours | valid −ELBO | test −ELBO |',
+           '| ---: | ---: | ---: | ---: | ---: | ---: |']
+  for r in records:
+    lines.append(f"| {r['step']:,} | {r['epoch']:.1f} | {r['images']:,} | "
+                 f"{r['wall_hours']:.2f} | {_number(r.get('valid_neg_elbo'))} | "
+                 f"{_number(r.get('test_neg_elbo'))} |")
+  return '\n'.join(lines)
+
+
+def replace_between_markers(text, table):
+  start, end = CURVE_MARKERS
+  if start not in text or end not in text:
+    raise ValueError(f'the markdown file has no {start} ... {end} section')
+  head, rest = text.split(start, 1)
+  _, tail = rest.split(end, 1)
+  return f'{head}{start}\n{table}\n{end}{tail}'
+
+
+def plot(records, path, title):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  figure, axes = pyplot.subplots(figsize=(7, 4.2), dpi=110)
+  for name, label in (('valid_neg_elbo', 'draw_jax valid'),
+                      ('test_neg_elbo', 'draw_jax test')):
+    points = [(r['epoch'], r[name]) for r in records if name in r]
+    if points:
+      axes.plot(*zip(*points), marker='.', label=label)
+  axes.plot(*zip(*JBORNSCHEIN), 'ks', fillstyle='none',
+            label='jbornschein/draw (reported)')
+  axes.axhline(PAPER_BOUND, color='tab:red', linestyle='--',
+               label=f'paper: ≤ {PAPER_BOUND}')
+  values = [r[n] for r in records for n in ('valid_neg_elbo', 'test_neg_elbo')
+            if n in r]
+  low = min(values + [PAPER_BOUND]) - 2
+  axes.set_ylim(low, min(max(values + [95.0]), low + 60))
+  axes.set_xlabel('epoch')
+  axes.set_ylabel('−ELBO (nats)')
+  axes.set_title(title)
+  axes.grid(alpha=0.3)
+  axes.legend()
+  figure.tight_layout()
+  figure.savefig(path)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--workdir', required=True)
+  parser.add_argument('--markdown', help='a file with the curve markers')
+  parser.add_argument('--png', help='where to draw the curve')
+  parser.add_argument('--title', default='DRAW on binarized MNIST')
+  args = parser.parse_args(argv)
+  try:
+    with open(os.path.join(args.workdir, 'config.json')) as f:
+      batch_size = json.load(f)['train']['batch_size']
+    records = evaluations(read_rows(args.workdir), batch_size)
+  except (OSError, KeyError, ValueError) as error:
+    sys.exit(f'error: {args.workdir}: {error}')
+  if not records:
+    sys.exit(f'error: {args.workdir} has no evaluations yet')
+  table = markdown_table(records)
+  if args.markdown:
+    with open(args.markdown) as f:
+      text = f.read()
+    try:
+      text = replace_between_markers(text, table)
+    except ValueError as error:
+      sys.exit(f'error: {args.markdown}: {error}')
+    with open(args.markdown, 'w') as f:
+      f.write(text)
+  else:
+    print(table)
+  if args.png:
+    plot(records, args.png, args.title)
+
+
+if __name__ == '__main__':
+  main()

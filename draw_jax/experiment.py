@@ -156,6 +156,9 @@ def total_steps(train_config, num_examples):
 def learning_rate_schedule(train_config, num_steps):
   """Linear warm-up, then constant or cosine down to lr_end_fraction x peak."""
   peak = train_config.learning_rate
+  if train_config.warmup_steps >= num_steps:
+    raise ConfigError(f'train.warmup_steps={train_config.warmup_steps} is not '
+                      f'below the run\'s {num_steps} steps')
   if train_config.lr_schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(
         0.0, peak, max(train_config.warmup_steps, 1), num_steps,

@@ -32,7 +32,7 @@ workdir=$(cd "$workdir" && pwd)
 code=$(dirname "$workdir")/code_$short
 if [[ ! -f $code/draw_jax/main.py ]]; then
   git -C "$repo" worktree prune
-  git -C "$repo" worktree add --detach "$code" "$full" >/dev/null
+  git -C "$repo" worktree add --detach "$code" "$full" >/dev/null 2>&1
 fi
 if [[ -f $workdir/COMMIT && $(cat "$workdir/COMMIT") != "$full" ]]; then
   echo "error: $workdir was trained by $(cat "$workdir/COMMIT"), not $full;" \

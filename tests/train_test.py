@@ -231,6 +231,9 @@ def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor():
   assert float(schedule(17)) < peak
   config.train.num_epochs = 0
   assert experiment.total_steps(config.train, 105) == config.train.num_steps
+  with pytest.raises(experiment.ConfigError,
+                     match="warmup_steps=5 is not below the run's 5 steps"):
+    experiment.learning_rate_schedule(config.train, 5)
 
 
 def test_num_epochs_ends_the_run_after_whole_epochs(tmp_path, data_dir):

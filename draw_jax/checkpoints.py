@@ -64,6 +64,12 @@ def purge_deleted(manager):
     shutil.rmtree(os.path.join(deleted, name), ignore_errors=True)
 
 
+def newest_complete(manager):
+  """The newest step whose checkpoint was completely written, or None."""
+  manager.reload()  # from the disk: a failed save is in no list
+  return manager.latest_step()
+
+
 def state_bytes(state):
   """What one checkpoint of state takes on disk, about."""
   return sum(leaf.nbytes for leaf in jax.tree.leaves(state))

@@ -4,6 +4,7 @@
 """
 import logging as std_logging
 import sys
+import threading
 
 import jax
 from absl import app
@@ -48,8 +49,44 @@ USER_ERRORS = (experiment.ConfigError, input_pipeline.DataError,
 
 
 def _quiet_orbax(record):
-  """Keeps Orbax's per-save INFO lines out of the progress log."""
+  """Keeps Orbax's per-save INFO lines out of the progress log.
+
+  A full disk is reported once, by the trainer, not as a traceback from each
+  of Orbax's writer threads and of the asyncio tasks they leave behind.
+  """
+  if 'draw_jax' in record.pathname:
+    return True
+  if (workdirs.is_disk_full(record.exc_info[1] if record.exc_info else None) or
+      'No space left on device' in record.getMessage()):
+    return False
   return 'orbax' not in record.pathname or record.levelno >= std_logging.WARNING
+
+
+# Set once a full disk has been reported: the process is ending, and the
+# background threads that fail as it ends (TensorBoard's writer) say nothing.
+_FULL_DISK_REPORTED = []
+
+
+def _is_failed_save_noise(error):
+  """A full disk (the trainer reports it once), or what a failed Orbax save
+  leaves behind: TensorStore callbacks into Orbax's closed event loop."""
+  return bool(_FULL_DISK_REPORTED) or workdirs.is_disk_full(error) or (
+      isinstance(error, RuntimeError) and str(error) == 'Event loop is closed')
+
+
+def _quiet_failed_saves():
+  """Keeps the background threads of a failed save from printing tracebacks."""
+  default_unraisable, default_thread = sys.unraisablehook, threading.excepthook
+
+  def unraisable(info):
+    if not _is_failed_save_noise(info.exc_value):
+      default_unraisable(info)
+
+  def thread(info):
+    if not _is_failed_save_noise(info.exc_value):
+      default_thread(info)
+
+  sys.unraisablehook, threading.excepthook = unraisable, thread
 
 
 def initialize_distributed():
@@ -74,12 +111,18 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_quiet_orbax)
+  _quiet_failed_saves()
   initialize_distributed()
   try:
     MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
   except USER_ERRORS as error:
+    if isinstance(error, workdirs.DiskFullError):
+      _FULL_DISK_REPORTED.append(True)
     logging.error('%s', error)
     sys.exit(f'error: {error}')
+  except KeyboardInterrupt:  # Ctrl-C outside the training loop's own handler
+    print('error: interrupted', file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == '__main__':

@@ -155,22 +155,35 @@ def skipped_updates(opt_state):
 
 
 class _StopSignal:
-  """Turns SIGTERM (what preemption sends) into a checkpoint-and-exit."""
+  """Turns SIGTERM (preemption) and SIGINT (Ctrl-C) into checkpoint-and-exit.
+
+  A second signal while that checkpoint is written exits at once: Orbax
+  writes into a temporary folder and renames it only when complete, so the
+  half-written step is never taken for a checkpoint.
+  """
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
-    self.received = False
+    self.received = None  # the name of the first signal
+    self._previous = {}
     try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for signum in self.SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
     except ValueError:  # not the main thread: leave signals alone
-      self._previous = None
+      pass
 
   def _handle(self, signum, frame):
-    del signum, frame
-    self.received = True
+    del frame
+    name = signal.Signals(signum).name
+    if self.received:
+      os.write(2, f'error: second {name} while checkpointing: exiting now; the '
+                  'checkpoints already complete are kept\n'.encode())
+      os._exit(128 + signum)  # pylint: disable=protected-access
+    self.received = name
 
   def restore(self):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
 
 
 # Logged to metrics.jsonl and TensorBoard, left out of the progress line.
@@ -266,7 +279,8 @@ def train_and_evaluate(config, workdir):
 def _train_locked(config, workdir, splits, is_chief):
   manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
   training = build_training(config, splits, manager)
-  workdirs.check_space(workdir, checkpoints.state_bytes(training.state))
+  checkpoint_bytes = checkpoints.state_bytes(training.state)
+  workdirs.check_space(workdir, checkpoint_bytes)
   if is_chief:
     _write_config(workdir, config)
   writer = metrics.MetricWriter(workdir, enabled=is_chief)
@@ -286,13 +300,17 @@ def _train_locked(config, workdir, splits, is_chief):
                                     training.model_config, training.mesh)
   loop = _Loop(config, workdir, training.model_config, manager, writer,
                evaluator, pictures, splits, training.num_steps,
-               training.steps_per_epoch)
-  try:
-    state = loop.run(training)
-  finally:
-    manager.wait_until_finished()
-    checkpoints.purge_deleted(manager)
-    writer.close()
+               training.steps_per_epoch, checkpoint_bytes)
+  with workdirs.full_disk_reported(
+      workdir, checkpoint_bytes, lambda: checkpoints.newest_complete(manager)):
+    try:
+      state = loop.run(training)
+    finally:
+      try:
+        manager.wait_until_finished()
+      finally:
+        checkpoints.purge_deleted(manager)
+        writer.close()
   return state
 
 
@@ -300,7 +318,7 @@ class _Loop:
   """The host side of training: dispatch, logging, evaluation, checkpoints."""
 
   def __init__(self, config, workdir, model_config, manager, writer, evaluator,
-               pictures, splits, num_steps, steps_per_epoch):
+               pictures, splits, num_steps, steps_per_epoch, checkpoint_bytes):
     self.config = config
     self.workdir = workdir
     self.model_config = model_config
@@ -312,6 +330,7 @@ class _Loop:
     self.splits = splits
     self.num_steps = num_steps
     self.steps_per_epoch = steps_per_epoch
+    self.checkpoint_bytes = checkpoint_bytes
     self._evaluated = {}  # step -> validation metrics, to not repeat them
     self._tested = {}  # step -> test metrics, with train.eval_test
     self._saved = set(manager.all_steps())
@@ -345,7 +364,8 @@ class _Loop:
           self._step_boundary(state, step, progress)
         if stop.received:
           self._save(state, step)  # whether or not a checkpoint was due
-          logging.warning('SIGTERM: checkpointed step %d; exiting', step)
+          logging.warning('%s: checkpointed step %d; exiting', stop.received,
+                          step)
           self.manager.wait_until_finished()
           return state
         if out_of_time:
@@ -401,6 +421,9 @@ class _Loop:
     self._last_save = time.time()
     if step in self._saved:
       return
+    # A save that cannot fit is refused before Orbax starts writing it.
+    workdirs.check_space(self.workdir, self.checkpoint_bytes, checkpoints=1,
+                         newest=checkpoints.newest_complete(self.manager))
     self._saved.add(step)
     saved_metrics = None
     if eval_metrics is not None:

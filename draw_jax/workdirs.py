@@ -3,6 +3,7 @@
 The lock is an fcntl.flock on workdir/.lock, which the kernel drops when its
 process ends however it ends, so a run killed with -9 leaves no stale lock.
 """
+import contextlib
 import errno
 import fcntl
 import os
@@ -14,7 +15,7 @@ from absl import logging
 LOCK_FILE = '.lock'
 # Free space a run needs beyond the checkpoints it is about to write: metrics,
 # TensorBoard events and the pictures of one evaluation.
-_HEADROOM_BYTES = 16 << 20
+_HEADROOM_BYTES = 4 << 20
 
 
 class WorkdirError(OSError):
@@ -83,16 +84,51 @@ def free_bytes(workdir):
   return shutil.disk_usage(workdir).free
 
 
-def check_space(workdir, checkpoint_bytes, checkpoints=2):
+def check_space(workdir, checkpoint_bytes, checkpoints=2, newest=None):
   """Raises DiskFullError unless the disk holds `checkpoints` more of them."""
   needed = checkpoints * checkpoint_bytes + _HEADROOM_BYTES
   free = free_bytes(workdir)
   if free < needed:
+    kept = '' if newest is None else (
+        f'; the newest complete checkpoint, step {newest}, is kept')
     raise DiskFullError(
         f'the disk of workdir {workdir} has {_mb(free)} free; training needs '
-        f'{_mb(needed)} ({checkpoints} checkpoints of {_mb(checkpoint_bytes)} '
-        'and room for metrics). Free some space or use another --workdir')
+        f'{_mb(needed)} ({checkpoints} checkpoint(s) of '
+        f'{_mb(checkpoint_bytes)} and room for metrics){kept}. Free some space '
+        'or use another --workdir, and run the same command to resume')
 
 
 def _mb(count):
   return f'{count / 2**20:.1f} MB'
+
+
+def is_disk_full(error):
+  """True if error, or one it was raised from, is the disk filling up."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return True
+    if 'No space left on device' in str(error):  # TensorStore's wording
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+@contextlib.contextmanager
+def full_disk_reported(workdir, checkpoint_bytes, newest_checkpoint):
+  """Turns a full disk, raised anywhere inside, into one DiskFullError line.
+
+  newest_checkpoint() names the newest complete step, which stays as it was.
+  """
+  try:
+    yield
+  except DiskFullError:
+    raise
+  except Exception as error:  # pylint: disable=broad-except
+    if not is_disk_full(error):
+      raise
+    raise DiskFullError(
+        f'the disk of workdir {workdir} is full ({_mb(free_bytes(workdir))} '
+        f'free; a checkpoint needs {_mb(checkpoint_bytes)}). The newest '
+        f'complete checkpoint, step {newest_checkpoint()}, is kept: free some '
+        'space, or move the workdir to a roomier disk, and run the same command '
+        'to resume') from None

@@ -6,6 +6,7 @@ uninterrupted run of the same command (issue 7). The processes share a JAX
 compilation cache, except the one that checks determinism, which compiles
 afresh.
 """
+import errno
 import json
 import os
 import pathlib
@@ -59,6 +60,8 @@ class _Trainer:
     if compile_cache:  # a warm start: seconds instead of tens of seconds
       env.update(JAX_COMPILATION_CACHE_DIR=str(compile_cache),
                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+    # A child of a non-interactive shell inherits SIGINT ignored; the trainer
+    # installs its own handler, so Ctrl-C reaches it all the same.
     self.process = subprocess.Popen(
         [sys.executable, '-m', 'draw_jax.main', *flags, f'--workdir={workdir}'],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -149,12 +152,12 @@ def _restore(workdir, step, config=None):
     manager.close()
 
 
-def _assert_same_state(workdir, expected_workdir):
-  """Both workdirs end at STEPS with bit-identical parameters and optimizer."""
-  assert _steps(workdir)[-1] == _steps(expected_workdir)[-1] == STEPS
-  state = _restore(workdir, STEPS)
-  expected = _restore(expected_workdir, STEPS)
-  assert int(state['step']) == STEPS
+def _assert_same_state(workdir, expected_workdir, step=STEPS, config=None):
+  """Both workdirs end at step with bit-identical parameters and optimizer."""
+  assert _steps(workdir)[-1] == _steps(expected_workdir)[-1] == step
+  state = _restore(workdir, step, config)
+  expected = _restore(expected_workdir, step, config)
+  assert int(state['step']) == step
   leaves, expected_leaves = jax.tree.leaves(state), jax.tree.leaves(expected)
   assert len(leaves) == len(expected_leaves) > 3
   for leaf, expected_leaf in zip(leaves, expected_leaves):
@@ -480,3 +483,172 @@ def test_unwritable_workdir_fails_at_start_up_before_training(
     train.train_and_evaluate(config, str(blocker / 'run'))
   assert not compiled
   assert sorted(os.listdir(tmp_path)) == ['a_file']
+
+
+# ---- Ctrl-C, a full disk, and two trainers on one workdir ------------------
+
+# No periodic checkpoint within reach: only a signal can have saved.
+LONG_FLAGS = ('--config=configs/smoke.py:steps=100000',
+              '--config.train.checkpoint_every=100000', *QUICK_FLAGS)
+
+
+def _run_alone_to(step, tmp_path, data_dir, compile_cache):
+  """An uninterrupted run of LONG_FLAGS' model that ends at step."""
+  workdir = tmp_path / f'alone_to_{step}'
+  flags = (f'--config=configs/smoke.py:steps={step}', *LONG_FLAGS[1:])
+  returncode, log = _run(workdir, flags, data_dir, compile_cache)
+  assert returncode == 0, log
+  return workdir
+
+
+def test_ctrl_c_checkpoints_the_step_it_reached_without_a_traceback(
+    tmp_path, data_dir, compile_cache):
+  workdir = tmp_path / 'interrupted'
+  with _Trainer(workdir, LONG_FLAGS, data_dir, compile_cache) as trainer:
+    assert trainer.wait_for(PROGRESS), trainer.log
+    time.sleep(random.Random(5).uniform(0.0, 0.5))
+    trainer.process.send_signal(signal.SIGINT)
+    returncode = trainer.wait(60)
+  assert returncode == 0, trainer.log
+  assert 'Traceback' not in trainer.log and 'KeyboardInterrupt' not in trainer.log
+  stopped = re.search(r'SIGINT: checkpointed step (\d+); exiting', trainer.log)
+  assert stopped, trainer.log
+  step = int(stopped.group(1))
+  assert _steps(workdir) == [step]
+  # The same command resumes there; it ends where a run alone ends.
+  resumed_to = (f'--config=configs/smoke.py:steps={step + 10}', *LONG_FLAGS[1:])
+  returncode, log = _run(workdir, resumed_to, data_dir, compile_cache)
+  assert returncode == 0, log
+  assert f'resuming at step {step}:' in log
+  _assert_same_state(workdir, _run_alone_to(step + 10, tmp_path, data_dir,
+                                            compile_cache),
+                     step + 10, _config(f'steps={step + 10}'))
+
+
+def test_second_ctrl_c_during_the_save_exits_at_once_and_hides_nothing(
+    tmp_path, data_dir, reference, compile_cache):
+  workdir = tmp_path / 'twice'
+  landed = 0
+  for _ in range(4):  # until one second Ctrl-C lands while the save is going
+    with _Trainer(workdir, COMMAND, data_dir, compile_cache) as trainer:
+      if not trainer.wait_for_step(4) or trainer.process.poll() is not None:
+        break  # the run got to its end
+      leftovers = _temporary_dirs(workdir)
+      trainer.process.send_signal(signal.SIGINT)
+      while trainer.process.poll() is None and not (
+          _temporary_dirs(workdir) - leftovers):
+        time.sleep(0.001)
+      trainer.process.send_signal(signal.SIGINT)
+      returncode = trainer.wait(60)
+    assert 'Traceback' not in trainer.log, trainer.log
+    if returncode == 128 + signal.SIGINT:
+      landed += 1
+      assert 'second SIGINT while checkpointing: exiting now' in trainer.log
+    else:
+      assert returncode == 0, trainer.log
+    for step in _steps(workdir):  # whatever is complete restores
+      assert int(_restore(workdir, step)['step']) == step
+    if landed:
+      break
+  assert landed, 'no second Ctrl-C landed during a save'
+  newest = max(_steps(workdir), default=0)
+  returncode, log = _run(workdir, COMMAND, data_dir, compile_cache)
+  assert returncode == 0, log
+  assert 'unreadable' not in log
+  assert re.search(STARTED, log).group(2) == str(newest)
+  _assert_same_state(workdir, reference)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A folder on its own 8 MB tmpfs; mounting needs root."""
+  path = tmp_path / 'small_disk'
+  path.mkdir()
+  mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs',
+                            str(path)], capture_output=True, text=True,
+                           check=False)
+  if mounted.returncode:
+    pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.strip()}')
+  yield path
+  subprocess.run(['umount', '-l', str(path)], check=False)
+
+
+def _fill(directory):
+  """Writes a file until the disk is full."""
+  with open(directory / 'filler', 'wb') as f:
+    try:
+      while True:
+        f.write(b'\0' * 65536)
+        f.flush()
+    except OSError as error:
+      assert error.errno == errno.ENOSPC
+
+
+DISK_FULL = r'^error: the disk of workdir (\S+) (is full|has [\d.]+ MB free)'
+
+
+def test_disk_filling_up_is_one_error_and_the_run_resumes_elsewhere(
+    small_disk, tmp_path, data_dir, reference, compile_cache):
+  workdir = small_disk / 'run'
+  with _Trainer(workdir, COMMAND, data_dir, compile_cache) as trainer:
+    assert trainer.wait_for_step(10), trainer.log
+    _fill(small_disk)
+    returncode = trainer.wait(60)
+  assert returncode == 1, trainer.log
+  assert 'Traceback' not in trainer.log, trainer.log
+  last = trainer.log.strip().splitlines()[-1]
+  assert re.match(DISK_FULL, last), trainer.log
+  assert str(workdir) in last
+  assert 'a checkpoint needs' in last or 'checkpoint(s) of' in last, last
+  kept = int(re.search(r'the newest complete checkpoint, step (\d+), is kept',
+                       last, re.I).group(1))
+  assert kept == max(_steps(workdir)) >= 2
+  for step in _steps(workdir):
+    assert int(_restore(workdir, step)['step']) == step
+  moved = tmp_path / 'moved'
+  shutil.copytree(workdir, moved)
+  returncode, log = _run(moved, COMMAND, data_dir, compile_cache)
+  assert returncode == 0, log
+  assert f'resuming at step {kept}:' in log
+  _assert_same_state(moved, reference)
+
+
+def test_a_disk_too_small_is_refused_before_training(small_disk, data_dir,
+                                                     compile_cache):
+  _fill(small_disk)
+  os.truncate(small_disk / 'filler', 6 << 20)  # 2 MB left: less than needed
+  returncode, log = _run(small_disk / 'run', COMMAND, data_dir, compile_cache)
+  assert returncode == 1, log
+  assert re.match(DISK_FULL, log.strip().splitlines()[-1]), log
+  assert 'training needs' in log and 'Traceback' not in log
+  assert not re.search(PROGRESS, log)
+  assert not _steps(small_disk / 'run')
+
+
+def test_a_second_trainer_on_the_workdir_is_refused(tmp_path, data_dir,
+                                                    compile_cache):
+  workdir = tmp_path / 'shared'
+  with _Trainer(workdir, LONG_FLAGS, data_dir, compile_cache) as first:
+    assert first.wait_for(PROGRESS), first.log
+    returncode, log = _run(workdir, LONG_FLAGS, data_dir, compile_cache)
+    assert returncode == 1, log
+    assert 'Traceback' not in log
+    assert re.search(r'^error: workdir \S+ is in use by process '
+                     rf'{first.process.pid} on \S+; wait for that run', log,
+                     re.M), log
+    assert first.process.poll() is None  # the first goes on, undisturbed
+    first.process.send_signal(signal.SIGTERM)
+    assert first.wait(60) == 0, first.log
+  step = int(re.search(r'SIGTERM: checkpointed step (\d+)', first.log).group(1))
+  _assert_same_state(workdir, _run_alone_to(step, tmp_path, data_dir,
+                                            compile_cache),
+                     step, _config(f'steps={step}'))
+
+
+def test_a_filesystem_without_flock_warns_and_goes_on(tmp_path, monkeypatch):
+  def no_flock(*args):
+    raise OSError(errno.ENOLCK, 'No locks available')
+  monkeypatch.setattr(workdirs.fcntl, 'flock', no_flock)
+  with workdirs.Lock(str(tmp_path)):
+    assert (tmp_path / workdirs.LOCK_FILE).read_text().startswith(
+        f'process {os.getpid()} on ')

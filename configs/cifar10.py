@@ -11,12 +11,12 @@ Data: the python batches (cifar-10-batches-py/) from
 https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz in
 $DRAW_DATA_DIR/cifar10/, or tensorflow-datasets' cifar10 when online.
 """
-from configs import default
+from draw_jax import defaults
 
 
 def get_config(arg=None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.data.name = 'cifar10'
   config.model.update(T=64, enc_size=400, dec_size=400, z_size=200,
                       read_n=5, write_n=5, likelihood='discretized_logistic')
-  return default.apply_overrides(config, arg)
+  return defaults.apply_overrides(config, arg)

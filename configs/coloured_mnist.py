@@ -7,11 +7,12 @@ CIFAR-10's (configs/cifar10.py) at MNIST's 28x28.
 
   python -m draw_jax.main --config=configs/coloured_mnist.py --workdir=/tmp/draw_colour
 """
-from configs import cifar10
-from configs import default
+from draw_jax import defaults
 
 
 def get_config(arg=None):
-  config = cifar10.get_config()
+  config = defaults.get_config()
   config.data.name = 'coloured_mnist'
-  return default.apply_overrides(config, arg)
+  config.model.update(T=64, enc_size=400, dec_size=400, z_size=200,
+                      read_n=5, write_n=5, likelihood='discretized_logistic')
+  return defaults.apply_overrides(config, arg)

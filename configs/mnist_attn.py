@@ -14,11 +14,11 @@ every 10 minutes as well, so an abrupt stop loses at most that much.
 Why 2e-3 (docs/results.md, "Choosing the recipe"): two 25-minute pilots, one
 per core, at batch 128 and lr 1e-3 and 2e-3.
 """
-from configs import default
+from draw_jax import defaults
 
 
 def get_config(arg=None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.train.update(
       learning_rate=2e-3, warmup_steps=1000, lr_schedule='cosine',
       lr_end_fraction=0.01, num_epochs=300,
@@ -27,4 +27,4 @@ def get_config(arg=None):
       # A long unattended run skips a rare non-finite update, and counts it,
       # rather than stopping.
       skip_nonfinite_updates=True)
-  return default.apply_overrides(config, arg)
+  return defaults.apply_overrides(config, arg)

@@ -9,10 +9,10 @@ Measured (README.md, "Results"): a 30-minute run on one CPU core reached step
 430 with test -ELBO 113.93 nats and importance-weighted NLL (K = 100, all
 10,000 test images) 107.04; still far from convergence.
 """
-from configs import default
+from draw_jax import defaults
 
 
 def get_config(arg=None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.model.attention = False
-  return default.apply_overrides(config, arg)
+  return defaults.apply_overrides(config, arg)

@@ -10,12 +10,12 @@ The paper's other experiments: training loss 407 against 483 at step 800).
   python -m draw_jax.main --config=configs/mnist_two_digit.py --workdir=/tmp/draw_two
   python scripts/two_digit_attention.py --config=configs/mnist_two_digit.py --workdir=/tmp/draw_two
 """
-from configs import default
+from draw_jax import defaults
 
 
 def get_config(arg=None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.data.name = 'mnist_two_digit'
   config.model.update(T=32, read_n=12, write_n=12)
   config.train.batch_size = 64
-  return default.apply_overrides(config, arg)
+  return defaults.apply_overrides(config, arg)

@@ -4,11 +4,11 @@
 
 It trains 20 steps; its ELBO means nothing beyond "the program runs".
 """
-from configs import default
+from draw_jax import defaults
 
 
 def get_config(arg=None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.model.update(T=4, enc_size=32, dec_size=32, z_size=8,
                       read_n=2, write_n=3)
   config.train.update(batch_size=16, num_steps=20, checkpoint_every=10,
@@ -17,4 +17,4 @@ def get_config(arg=None):
   config.eval.update(batch_size=1000, iw_samples=4, iw_samples_per_pass=2,
                      iw_batch_size=200, iw_examples=200)
   config.sample.update(num_samples=9, upscale=2, gif_hold_frames=2)
-  return default.apply_overrides(config, arg)
+  return defaults.apply_overrides(config, arg)

@@ -11,12 +11,12 @@ likelihood of the 8-bit data, reported in bits/dim.
 Data: train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/
 in $DRAW_DATA_DIR/svhn/, or tensorflow-datasets' svhn_cropped when online.
 """
-from configs import default
+from draw_jax import defaults
 
 
 def get_config(arg=None):
-  config = default.get_config()
+  config = defaults.get_config()
   config.data.name = 'svhn'
   config.model.update(T=32, enc_size=800, dec_size=800, z_size=100,
                       read_n=12, write_n=12, likelihood='discretized_logistic')
-  return default.apply_overrides(config, arg)
+  return defaults.apply_overrides(config, arg)

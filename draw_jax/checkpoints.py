@@ -6,13 +6,17 @@ workdir that belongs to another model is refused before anything is written.
 import dataclasses
 import os
 import shutil
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from draw_jax import model as draw_model
+from draw_jax import input_pipeline
+from draw_jax import layers
+from draw_jax import sharding
+from draw_jax import train_state
 
 # The validation figure (-ELBO, or classification error) that ranks
 # checkpoints; lower is better. Checkpoints written before it had this name
@@ -104,7 +108,7 @@ def check_compatible(manager, step, model_config):
       f'{name}: checkpoint has {saved.get(name, defaults[name])!r}, '
       f'config has {value!r}'
       for name, value in wanted.items()
-      if name not in draw_model.EXECUTION_FIELDS and
+      if name not in layers.EXECUTION_FIELDS and
       saved.get(name, defaults[name]) != value]
   differences += [f'{name}: checkpoint has {saved[name]!r}, config has none'
                   for name in saved if name not in wanted]
@@ -191,3 +195,43 @@ def restore_latest(manager, abstract_state, model_config, sharding, step=None,
         f'no readable checkpoint in {manager.directory} (tried steps {steps}); '
         'refusing to start from scratch over them. Move them away to restart.')
   return None
+
+
+# ---- a trained run, for --mode=eval, --mode=sample and train.init_from ----
+
+
+@dataclasses.dataclass
+class TrainedRun:
+  model_config: Any  # a model.DrawConfig or a classifier.ClassifierConfig
+  graphdef: Any
+  params: dict
+  step: int
+  mesh: Any
+  splits: input_pipeline.Splits
+
+
+def load_params(model_config, directory, mesh, step=None, what='--workdir'):
+  """(params, step) from a training workdir or a pretrained/ folder."""
+  if not os.path.isdir(checkpoint_dir(directory)):
+    raise FileNotFoundError(
+        f'{what}={directory} holds no checkpoints '
+        f'(no folder {checkpoint_dir(directory)})')
+  manager = make_manager(directory, read_only=True)
+  restored = restore_latest(
+      manager, train_state.abstract_params(model_config), model_config,
+      sharding.replicated(mesh), step=step, partial=True)
+  if restored is None:
+    raise FileNotFoundError(f'no checkpoint in {manager.directory}; train '
+                            'first with --mode=train')
+  return restored['params'], int(restored['step'])
+
+
+def load_trained(settings, workdir):
+  """The parameters of workdir's eval.step (or latest), and the data."""
+  mesh = sharding.make_mesh()
+  step = None if settings.eval.step < 0 else settings.eval.step
+  params, step = load_params(settings.model, workdir, mesh, step)
+  splits = input_pipeline.load_splits(settings.data.name, settings.data.dir,
+                                      settings.data.max_examples)
+  return TrainedRun(settings.model, train_state.graphdef(settings.model),
+                    params, step, mesh, splits)

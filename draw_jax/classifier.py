@@ -15,21 +15,7 @@ from flax import nnx
 from flax import struct
 
 from draw_jax import attention
-from draw_jax import model as draw_model
-
-_NUM_ATTENTION_PARAMS = 5
-# Fields that change how the model runs, not its parameters: as for DRAW.
-EXECUTION_FIELDS = draw_model.EXECUTION_FIELDS
-# ClassifierConfig field -> the config.model key, shared with DRAW, that the
-# trainer fills it from; errors name the key the user wrote.
-MODEL_KEYS = {'T': 'T', 'hidden_size': 'enc_size', 'glimpse': 'read_n',
-              'compute_dtype': 'compute_dtype', 'scan_unroll': 'scan_unroll',
-              'remat': 'remat'}
-
-
-def _config_name(field):
-  return 'model.' + MODEL_KEYS.get(field, field)
-
+from draw_jax import layers
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
@@ -49,21 +35,27 @@ class ClassifierConfig:
   remat: str = 'dots'
 
   def __post_init__(self):
-    for field in ('height', 'width', 'channels', 'T', 'hidden_size', 'glimpse',
-                  'num_classes', 'scan_unroll'):
+    for field in ('height', 'width', 'channels', 'T', 'hidden_size', 'glimpse'):
       value = getattr(self, field)
-      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      if not layers.positive_int(value):
         raise ValueError(
-            f'{_config_name(field)} must be an integer >= 1, got {value!r}')
+            f'classifier.{field} must be an integer >= 1, got {value!r}')
+    if not layers.positive_int(self.num_classes):
+      raise ValueError('data.num_classes must be an integer >= 1, got '
+                       f'{self.num_classes!r}')
     if self.glimpse > max(self.height, self.width):
       raise ValueError(
-          f'{_config_name("glimpse")}={self.glimpse} is larger than the '
+          f'classifier.glimpse={self.glimpse} is larger than the '
           f'{self.height}x{self.width} image')
-    if self.compute_dtype not in draw_model.DTYPES:
-      raise ValueError(
-          f'model.compute_dtype must be one of {sorted(draw_model.DTYPES)}, '
-          f'got {self.compute_dtype!r}')
-    draw_model.check_remat(self.remat)
+    layers.check_execution(self.compute_dtype, self.remat, self.scan_unroll,
+                           prefix='classifier')
+
+  @property
+  def model_class(self):
+    return GlimpseClassifier
+
+  def make_model(self, rngs):
+    return GlimpseClassifier(self, rngs=rngs)
 
   @property
   def glimpse_size(self):
@@ -97,19 +89,22 @@ def whole_image_attention_bias(config: ClassifierConfig):
 
 class GlimpseClassifier(nnx.Module):
   """An LSTM that reads T attention glimpses, then classifies its last state."""
+  LOSS = 'cross_entropy'  # what training minimises, of per_example_terms
+  BEST_METRIC = 'error'  # the validation figure that ranks checkpoints
+  PICTURES = 'glimpses'  # what sampling.make_pictures draws of it
 
   def __init__(self, config: ClassifierConfig, *, rngs: nnx.Rngs):
     self.config = config
-    dtype = draw_model.DTYPES[config.compute_dtype]
-    self.lstm = draw_model.LSTMCell(config.glimpse_size, config.hidden_size,
-                                    dtype=dtype, rngs=rngs)
+    dtype = layers.DTYPES[config.compute_dtype]
+    self.lstm = layers.LSTMCell(config.glimpse_size, config.hidden_size,
+                                dtype=dtype, rngs=rngs)
     # Zero weights make every glimpse start as the whole-image view set by
     # the bias, whatever the state; training then learns where to look.
     # Attention stays float32, as in model.Draw: bfloat16 would round glimpse
     # positions on a 100-pixel image to about half a pixel.
     whole_image_bias = whole_image_attention_bias(config)
     self.attention = nnx.Linear(
-        config.hidden_size, _NUM_ATTENTION_PARAMS,
+        config.hidden_size, layers.NUM_ATTENTION_PARAMS,
         kernel_init=nnx.initializers.zeros_init(),
         bias_init=lambda key, shape, dtype: whole_image_bias.astype(dtype),
         rngs=rngs)
@@ -144,7 +139,7 @@ class GlimpseClassifier(nnx.Module):
     """Classifies images [batch, H, W, C] in [0, 1] after T glimpses."""
     c = self.config
     images = jnp.asarray(images, jnp.float32)
-    step = draw_model.rematerialised(
+    step = layers.rematerialised(
         lambda state, _: self.step(state, images), c.remat)
     final_state, per_step = jax.lax.scan(
         step,
@@ -153,6 +148,20 @@ class GlimpseClassifier(nnx.Module):
     return ClassifierOutput(logits=self.logits(final_state),
                             glimpse_params=per_step['glimpse_params'],
                             glimpses=per_step['glimpses'])
+
+  # ---- the task: what training minimises and evaluation reports ---------
+
+  def per_example_terms(self, images, labels, key):
+    """Cross-entropy and 0/1 error, each [batch]."""
+    del key  # the glimpses are deterministic
+    logits = self(images).logits
+    return dict(cross_entropy=cross_entropy(logits, labels),
+                error=is_wrong(logits, labels))
+
+  @staticmethod
+  def derived_metrics(config, results, split):
+    del config, results, split
+    return {}
 
 
 def cross_entropy(logits, labels):

@@ -13,10 +13,10 @@ from absl import logging
 from ml_collections import config_flags
 
 from draw_jax import checkpoints
+from draw_jax import datasets
 from draw_jax import evaluate
-from draw_jax import experiment
-from draw_jax import input_pipeline
 from draw_jax import sampling
+from draw_jax import settings as settings_lib
 from draw_jax import train
 from draw_jax import workdirs
 
@@ -35,13 +35,8 @@ flags.DEFINE_integer('process_id', None, 'With --coordinator_address.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 FLAGS = flags.FLAGS
-MODES = {
-    'train': train.train_and_evaluate,
-    'eval': evaluate.evaluate,
-    'sample': sampling.sample,
-}
 # Errors caused by the user's input: one clear line and exit code 1.
-USER_ERRORS = (experiment.ConfigError, input_pipeline.DataError,
+USER_ERRORS = (settings_lib.ConfigError, datasets.DataError,
                checkpoints.CheckpointMismatchError,
                checkpoints.NoReadableCheckpointError, workdirs.WorkdirError,
                workdirs.DiskFullError,
@@ -107,6 +102,16 @@ def initialize_distributed():
                jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
+def run_mode(mode, settings, workdir):
+  """Trains in workdir, or evaluates or samples the run it holds."""
+  if mode == 'train':
+    return train.train_and_evaluate(settings, workdir)
+  run = checkpoints.load_trained(settings, workdir)
+  if mode == 'eval':
+    return evaluate.evaluate(run, settings, workdir)
+  return sampling.sample(run, settings, workdir)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -114,7 +119,7 @@ def main(argv):
   _quiet_failed_saves()
   initialize_distributed()
   try:
-    MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
+    run_mode(FLAGS.mode, settings_lib.parse(FLAGS.config), FLAGS.workdir)
   except USER_ERRORS as error:
     if isinstance(error, workdirs.DiskFullError):
       _FULL_DISK_REPORTED.append(True)

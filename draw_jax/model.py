@@ -4,6 +4,7 @@ Initial state: the LSTM states and the canvas all start at zero (fixed, not
 learned), so sigma(c_0) = 0.5 everywhere, as in the paper's formulation.
 """
 import dataclasses
+import math
 from typing import Optional
 
 import jax
@@ -11,26 +12,9 @@ import jax.numpy as jnp
 from flax import nnx
 from flax import struct
 
-from draw_jax import activations
 from draw_jax import attention
+from draw_jax import layers
 from draw_jax import objectives
-
-_NUM_ATTENTION_PARAMS = 5
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-# What the backward pass keeps of each time step; the rest it recomputes.
-# 'dots' keeps only the weight matmuls' outputs: on a 2-core CPU the paper's
-# MNIST model then trains about 1.1x faster than keeping everything (README,
-# Performance), because the T steps' elementwise and filterbank intermediates
-# are never written out and read back. 'full' keeps only the scan carry, for
-# the least memory; 'none' keeps everything.
-REMAT_POLICIES = {
-    'none': None,
-    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-    'full': jax.checkpoint_policies.nothing_saveable,
-}
-# DrawConfig fields that change how the model runs, not its parameters.
-EXECUTION_FIELDS = ('compute_dtype', 'scan_unroll', 'remat')
-
 
 @dataclasses.dataclass(frozen=True)
 class DrawConfig:
@@ -56,9 +40,9 @@ class DrawConfig:
 
   def __post_init__(self):
     for name in ('height', 'width', 'channels', 'T', 'enc_size', 'dec_size',
-                 'z_size', 'read_n', 'write_n', 'scan_unroll'):
+                 'z_size', 'read_n', 'write_n'):
       value = getattr(self, name)
-      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      if not layers.positive_int(value):
         raise ValueError(f'model.{name} must be an integer >= 1, got {value!r}')
     largest_side = max(self.height, self.width)
     for name in ('read_n', 'write_n'):
@@ -69,10 +53,14 @@ class DrawConfig:
     if self.likelihood not in objectives.LIKELIHOODS:
       raise ValueError(f'model.likelihood must be one of '
                        f'{objectives.LIKELIHOODS}, got {self.likelihood!r}')
-    if self.compute_dtype not in DTYPES:
-      raise ValueError(f'model.compute_dtype must be one of {sorted(DTYPES)}, '
-                       f'got {self.compute_dtype!r}')
-    check_remat(self.remat)
+    layers.check_execution(self.compute_dtype, self.remat, self.scan_unroll)
+
+  @property
+  def model_class(self):
+    return Draw
+
+  def make_model(self, rngs):
+    return Draw(self, rngs=rngs)
 
   @property
   def image_shape(self):
@@ -122,71 +110,47 @@ class GenerationOutput:
   write_params: Optional[attention.AttentionParams]  # fields [T, num_samples]
 
 
-def check_remat(remat):
-  if remat not in REMAT_POLICIES:
-    raise ValueError(f'model.remat must be one of {sorted(REMAT_POLICIES)}, '
-                     f'got {remat!r}')
-
-
-def rematerialised(step_fn, remat):
-  """step_fn under the REMAT_POLICIES[remat] checkpoint policy."""
-  if REMAT_POLICIES[remat] is None:
-    return step_fn
-  return jax.checkpoint(step_fn, policy=REMAT_POLICIES[remat])
-
-
-class LSTMCell(nnx.Module):
-  """An LSTM cell with one fused gate matmul over [inputs, h]."""
-
-  def __init__(self, in_features, hidden_size, *, dtype, rngs):
-    self.gates = nnx.Linear(in_features + hidden_size, 4 * hidden_size,
-                            dtype=dtype, rngs=rngs)
-
-  def __call__(self, state, inputs):
-    hidden, cell = state
-    gates = self.gates(jnp.concatenate([inputs, hidden], axis=-1))
-    input_gate, forget_gate, candidate, output_gate = jnp.split(
-        gates.astype(jnp.float32), 4, axis=-1)
-    cell = (activations.sigmoid(forget_gate) * cell +
-            activations.sigmoid(input_gate) * jnp.tanh(candidate))
-    hidden = activations.sigmoid(output_gate) * jnp.tanh(cell)
-    return hidden, cell
-
-
 @struct.dataclass
 class StepState:
   """The scan carry: the canvas c_{t-1} and both LSTM states.
 
   The canvas is flat, [batch, H * W * C]: XLA's CPU code runs elementwise
-  ops on 2-D arrays two to four times faster than on [batch, H, W, C], and
-  the canvas and error image are elementwise on every time step (README.md,
-  Performance). Only the attention's matmuls see it as an image.
+  ops on 2-D arrays two to four times faster than on [batch, H, W, C]
+  (docs/performance.md). Only the attention's matmuls see it as an image.
   """
   canvas_logits: jnp.ndarray  # [batch, canvas_size]
   encoder: tuple
   decoder: tuple
 
 
+def canvas_mean(canvas_logits, channels):
+  """Canvases [..., H, W, C'] as images in [0, 1]: sigmoid of the means."""
+  return layers.sigmoid(canvas_logits[..., :channels])
+
+
 class Draw(nnx.Module):
   """DRAW: encoder and decoder LSTMs with read/write attention."""
+  LOSS = 'neg_elbo'  # what training minimises, of per_example_terms
+  BEST_METRIC = 'neg_elbo'  # the validation figure that ranks checkpoints
+  PICTURES = 'canvases'  # what sampling.make_pictures draws of it
 
   def __init__(self, config: DrawConfig, *, rngs: nnx.Rngs):
     self.config = config
-    dtype = DTYPES[config.compute_dtype]
-    self.encoder = LSTMCell(config.read_size + config.dec_size,
-                            config.enc_size, dtype=dtype, rngs=rngs)
-    self.decoder = LSTMCell(config.z_size, config.dec_size, dtype=dtype,
-                            rngs=rngs)
+    dtype = layers.DTYPES[config.compute_dtype]
+    self.encoder = layers.LSTMCell(config.read_size + config.dec_size,
+                                   config.enc_size, dtype=dtype, rngs=rngs)
+    self.decoder = layers.LSTMCell(config.z_size, config.dec_size,
+                                   dtype=dtype, rngs=rngs)
     # mu and log sigma are linear in h_enc (eq. (1)-(2)).
     self.posterior = nnx.Linear(config.enc_size, 2 * config.z_size,
                                 dtype=dtype, rngs=rngs)
     self.write_patch = nnx.Linear(config.dec_size, config.write_size,
                                   dtype=dtype, rngs=rngs)
     if config.attention:
-      self.read_attention = nnx.Linear(config.dec_size, _NUM_ATTENTION_PARAMS,
-                                       rngs=rngs)
-      self.write_attention = nnx.Linear(config.dec_size, _NUM_ATTENTION_PARAMS,
-                                        rngs=rngs)
+      self.read_attention = nnx.Linear(
+          config.dec_size, layers.NUM_ATTENTION_PARAMS, rngs=rngs)
+      self.write_attention = nnx.Linear(
+          config.dec_size, layers.NUM_ATTENTION_PARAMS, rngs=rngs)
 
   # ---- state -------------------------------------------------------------
 
@@ -245,10 +209,10 @@ class Draw(nnx.Module):
     if c.canvas_channels == c.channels:
       # Every channel is a mean; reshaping to pixels first would give XLA a
       # slower 3-D array.
-      return activations.sigmoid(canvas_logits)
+      return layers.sigmoid(canvas_logits)
     batch = canvas_logits.shape[0]
     per_pixel = canvas_logits.reshape(batch, -1, c.canvas_channels)
-    return objectives.canvas_mean(per_pixel, c.channels).reshape(batch, -1)
+    return canvas_mean(per_pixel, c.channels).reshape(batch, -1)
 
   # ---- one step of the training pass -------------------------------------
 
@@ -281,7 +245,7 @@ class Draw(nnx.Module):
     batch = images.shape[0]
     # All T steps' noise is drawn up front, so the scan body holds no RNG.
     noise_TxBxZ = jax.random.normal(key, (c.T, batch, c.z_size))
-    step = rematerialised(
+    step = layers.rematerialised(
         lambda state, noise: self.step(state, images, noise), c.remat)
     final_state, per_step = jax.lax.scan(
         step,
@@ -298,6 +262,10 @@ class Draw(nnx.Module):
         z=per_step['z'],
         read_params=per_step['read_params'],
         write_params=per_step['write_params'])
+
+  def canvas_images(self, canvas_logits):
+    """Canvases [..., H, W, C'] as images [..., H, W, C] in [0, 1]."""
+    return canvas_mean(canvas_logits, self.config.channels)
 
   def _as_images(self, canvas_logits):
     """Flat canvases [..., canvas_size] as [..., H, W, C]."""
@@ -330,3 +298,33 @@ class Draw(nnx.Module):
         unroll=c.scan_unroll)
     return GenerationOutput(canvas_logits_per_step=self._as_images(canvases),
                             write_params=write_params)
+
+  # ---- the task: what training minimises and evaluation reports ---------
+
+  def per_example_terms(self, images, labels, key):
+    """The -ELBO and its two terms, each [batch], in nats."""
+    del labels  # generative: the images are all there is
+    terms = objectives.negative_elbo(self(images, key), images,
+                                     self.config.likelihood)
+    return dict(neg_elbo=terms.total, reconstruction=terms.reconstruction,
+                kl=terms.kl)
+
+  def importance_weighted_nll(self, images, key, num_samples,
+                              samples_per_pass):
+    """-log p(x) estimated with K = num_samples posterior draws, [batch]."""
+    return objectives.importance_weighted_nll(self, images, key, num_samples,
+                                              samples_per_pass)
+
+  @staticmethod
+  def derived_metrics(config, results, split):
+    """Bits/dim of the split's -ELBO and IW NLLs, for the 8-bit likelihood."""
+    if config.likelihood != 'discretized_logistic':
+      return {}
+    dimensions = math.prod(config.image_shape)
+    bits = {f'{split}_bits_per_dim': objectives.bits_per_dim(
+        results[f'{split}_neg_elbo'], dimensions)}
+    for name, value in results.items():
+      if name.endswith('_nll'):  # e.g. test_iw100_nll -> test_iw100_bits_per_dim
+        bits[name[:-len('nll')] + 'bits_per_dim'] = objectives.bits_per_dim(
+            value, dimensions)
+    return bits

@@ -16,8 +16,6 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from draw_jax import activations
-
 _LOG_2PI = math.log(2.0 * math.pi)
 LIKELIHOODS = ('bernoulli', 'discretized_logistic')
 _PIXEL_LEVELS = 256
@@ -35,11 +33,6 @@ def bernoulli_reconstruction(canvas_logits, images):
 def canvas_channels(channels, likelihood):
   """Channels of the canvas: a mean per image channel, plus a log-scale."""
   return 2 * channels if likelihood == 'discretized_logistic' else channels
-
-
-def canvas_mean(canvas_logits, channels):
-  """The canvas as an image in [0, 1]: sigmoid of the mean channels."""
-  return activations.sigmoid(canvas_logits[..., :channels])
 
 
 def _sum_per_example(values):

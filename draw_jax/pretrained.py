@@ -14,8 +14,8 @@ import numpy as np
 
 from draw_jax import checkpoints
 from draw_jax import evaluate
-from draw_jax import experiment
 from draw_jax import input_pipeline
+from draw_jax import sharding
 
 METADATA_FILE = 'pretrained.json'
 # The fixed, evenly strided test subset whose -ELBO guards against drift.
@@ -24,7 +24,7 @@ SUBSET_EXAMPLES = 500
 
 def subset_neg_elbo(evaluator, params, test_images):
   """-ELBO in nats over SUBSET_EXAMPLES strided test images, fixed noise."""
-  images = evaluate.strided_subset(test_images, SUBSET_EXAMPLES)
+  images = input_pipeline.strided_subset(test_images, SUBSET_EXAMPLES)
   return evaluator.split_means(params, images)['neg_elbo']
 
 
@@ -55,32 +55,32 @@ def read_metadata(directory):
     return json.load(f)
 
 
-def export_run(config, workdir, out, step=None, commit='unknown'):
+def export_run(settings, workdir, out, step=None, commit='unknown'):
   """Measures a run's parameters (best by validation if step is None), saves."""
-  model_config = experiment.validate(config)
-  mesh = experiment.make_mesh()
   if step is None:
     manager = checkpoints.make_manager(workdir, read_only=True)
     step = manager.best_step()
     manager.close()
-  params, step = experiment.load_params(model_config, workdir, mesh, step)
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
-                                      config.data.max_examples)
-  evaluator = evaluate.Evaluator(
-      experiment.graphdef_of(model_config), model_config, mesh,
-      experiment.binarization(config), config.eval, config.train.seed)
-  results = {**evaluate.evaluate_split(evaluator, params, splits, 0, 'valid'),
-             **evaluate.evaluate_split(evaluator, params, splits, 0, 'test')}
-  epoch = step / experiment.steps_per_epoch(splits.train.shape[0],
-                                            config.train.batch_size)
+  run = checkpoints.load_trained(
+      dataclasses.replace(settings, eval=dataclasses.replace(
+          settings.eval, step=-1 if step is None else step)), workdir)
+  evaluator = evaluate.Evaluator(run.graphdef, run.model_config, run.mesh,
+                                 settings.data.binarization, settings.eval,
+                                 settings.train.seed)
+  results = {
+      **evaluate.evaluate_split(evaluator, run.params, run.splits, 0, 'valid'),
+      **evaluate.evaluate_split(evaluator, run.params, run.splits, 0, 'test')}
+  epoch = run.step / input_pipeline.steps_per_epoch(
+      run.splits.train.shape[0], settings.train.batch_size)
   metadata = dict(
-      epoch=round(epoch, 2), images_seen=step * config.train.batch_size,
-      recipe=config.train.to_dict(), commit=commit,
-      data=config.data.name,
+      epoch=round(epoch, 2), images_seen=run.step * settings.train.batch_size,
+      recipe=dataclasses.asdict(settings.train), commit=commit,
+      data=settings.data.name,
       valid_neg_elbo=results['valid_neg_elbo'],
       test_neg_elbo=results['test_neg_elbo'],
-      test_examples=int(splits.test.shape[0]),
-      test_subset_neg_elbo=subset_neg_elbo(evaluator, params, splits.test),
+      test_examples=int(run.splits.test.shape[0]),
+      test_subset_neg_elbo=subset_neg_elbo(evaluator, run.params,
+                                           run.splits.test),
       test_subset_examples=SUBSET_EXAMPLES)
-  save(out, step, experiment.to_host(params), model_config, metadata)
+  save(out, run.step, sharding.to_host(run.params), run.model_config, metadata)
   return read_metadata(out)

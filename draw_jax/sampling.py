@@ -3,22 +3,21 @@
 Used by the trainer at every evaluation and by --mode=sample.
 """
 import os
+from typing import Optional
 
 import jax
 import numpy as np
 from absl import logging
 from flax import nnx
+from flax import struct
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from draw_jax import evaluate
-from draw_jax import experiment
+from draw_jax import attention
 from draw_jax import input_pipeline
-from draw_jax import objectives
-from draw_jax import tasks
+from draw_jax import sharding
 from draw_jax import visualize
 
-OUTPUTS = ('grid', 'evolution', 'gif', 'reconstruction', 'filters')
 # Beyond this many, samples are made in chunks and only final canvases kept:
 # all T canvases of 10,000 MNIST samples at T = 64 would take 2 GB.
 _GENERATION_CHUNK = 1000
@@ -28,13 +27,12 @@ _ANIMATED_SAMPLES = 16
 _GLIMPSE_EXAMPLES = 8
 
 
-def parse_outputs(outputs):
-  names = [name.strip() for name in outputs.split(',') if name.strip()]
-  unknown = sorted(set(names) - set(OUTPUTS))
-  if unknown:
-    raise experiment.ConfigError(f'sample.outputs has unknown {unknown}; '
-                                 f'choose from {OUTPUTS}')
-  return names
+@struct.dataclass
+class Drawing:
+  """What the pictures show of T steps: the canvases and attention windows."""
+  canvases: jax.Array  # [T, n, H, W, C], images in [0, 1]
+  write_params: Optional[attention.AttentionParams]  # fields [T, n]
+  read_params: Optional[attention.AttentionParams] = None
 
 
 class Sampler:
@@ -45,7 +43,7 @@ class Sampler:
     self.draw_config = draw_config
     self._mesh = mesh
     self._binarization = binarization
-    replicated = experiment.replicated(mesh)
+    replicated = sharding.replicated(mesh)
     self._generate = jax.jit(self._generate_all, static_argnums=2,
                              out_shardings=replicated)
     self._final = jax.jit(self._final_canvases, static_argnums=2,
@@ -59,34 +57,39 @@ class Sampler:
       # Each device draws its share of the samples; the decoder's scan
       # inherits the sharding from its inputs.
       noise_TxBxZ = jax.lax.with_sharding_constraint(
-          noise_TxBxZ, NamedSharding(self._mesh, P(None, experiment.DATA_AXIS)))
-    return nnx.merge(self._graphdef, params).generate_from_noise(noise_TxBxZ)
+          noise_TxBxZ, NamedSharding(self._mesh, P(None, sharding.DATA_AXIS)))
+    model = nnx.merge(self._graphdef, params)
+    generated = model.generate_from_noise(noise_TxBxZ)
+    return Drawing(model.canvas_images(generated.canvas_logits_per_step),
+                   generated.write_params)
 
   def _final_canvases(self, params, key, num_samples):
-    generated = self._generate_all(params, key, num_samples)
-    return objectives.canvas_mean(generated.canvas_logits_per_step[-1],
-                                  self.draw_config.channels)
+    return self._generate_all(params, key, num_samples).canvases[-1]
 
   def _reconstruct_all(self, params, images, key):
     binary = input_pipeline.binarize(images, self._binarization,
                                      jax.random.fold_in(key, 1))
-    return binary, nnx.merge(self._graphdef, params)(binary, key)
+    model = nnx.merge(self._graphdef, params)
+    output = model(binary, key)
+    return Drawing(model.canvas_images(output.canvas_logits_per_step),
+                   output.write_params, output.read_params)
 
   def generate(self, params, key, num_samples):
-    """All T canvases (logits) and write windows of num_samples samples."""
-    return experiment.to_host(self._generate(params, key, num_samples))
+    """All T canvases (as images) and write windows of num_samples samples."""
+    return sharding.to_host(self._generate(params, key, num_samples))
 
   def final_samples(self, params, key, num_samples):
     """Final canvas probabilities [n, H, W, C], made in sharded chunks."""
     chunks = []
     for index, start in enumerate(range(0, num_samples, _GENERATION_CHUNK)):
       size = min(_GENERATION_CHUNK, num_samples - start)
-      chunks.append(experiment.to_host(
+      chunks.append(sharding.to_host(
           self._final(params, jax.random.fold_in(key, index), size)))
     return np.concatenate(chunks)
 
   def reconstruct(self, params, images_uint8, key):
-    return experiment.to_host(self._reconstruct(params, images_uint8, key))
+    """The training pass over the images, its canvases as images."""
+    return sharding.to_host(self._reconstruct(params, images_uint8, key))
 
 
 def write_samples(sampler, params, directory, key, sample_config, test_images,
@@ -96,7 +99,7 @@ def write_samples(sampler, params, directory, key, sample_config, test_images,
   Every process must call it (the generation is one SPMD computation over
   all devices); only the first process writes files.
   """
-  outputs = parse_outputs(sample_config.outputs)
+  outputs = sample_config.outputs
   computed = _compute(sampler, params, key, sample_config, test_images, outputs)
   if jax.process_index() != 0:
     return {}
@@ -115,8 +118,8 @@ def _compute(sampler, params, key, sample_config, test_images, outputs):
     computed['finals'] = sampler.final_samples(params, key,
                                                sample_config.num_samples)
   if 'reconstruction' in outputs or 'filters' in outputs:
-    images = evaluate.strided_subset(test_images, animated)
-    computed['reconstructed'] = sampler.reconstruct(params, images, key)[1]
+    images = input_pipeline.strided_subset(test_images, animated)
+    computed['reconstructed'] = sampler.reconstruct(params, images, key)
   return computed
 
 
@@ -128,7 +131,7 @@ def _render(computed, directory, config, sample_config, outputs, writer, step):
                      frame_duration=sample_config.gif_frame_seconds,
                      hold_frames=sample_config.gif_hold_frames)
   generated = computed['generated']
-  canvases = _canvas_images(generated.canvas_logits_per_step, config)
+  canvases = generated.canvases
   paths = {}
   pictures = {}
   if 'grid' in outputs:
@@ -148,18 +151,13 @@ def _render(computed, directory, config, sample_config, outputs, writer, step):
   if 'reconstruction' in outputs:
     paths['reconstruction'] = visualize.save_canvas_gif(
         os.path.join(directory, 'reconstruction.gif'),
-        _canvas_images(reconstructed.canvas_logits_per_step, config),
+        reconstructed.canvases,
         write_params=reconstructed.write_params,
         read_params=reconstructed.read_params, write_n=write_n, read_n=read_n,
         **gif_options)
   if 'filters' in outputs and config.attention:
     paths.update(_write_filter_images(directory, reconstructed, config))
   return paths
-
-
-def _canvas_images(canvas_logits, config):
-  """Canvases as images: the mean channels (a logistic's scales are extra)."""
-  return visualize.sigmoid(canvas_logits[..., :config.channels])
 
 
 def _write_filter_images(directory, output, config):
@@ -175,20 +173,20 @@ def _write_filter_images(directory, output, config):
   return paths
 
 
-def make_pictures(config, graphdef, model_config, mesh):
-  """(params, directory, test_images, writer, step) -> paths, for the task.
+def make_pictures(settings, graphdef, mesh):
+  """(params, directory, test_images, writer, step) -> paths, for the model.
 
-  Generative runs write samples, canvas GIFs and filterbanks; classifier runs
-  write their glimpses over a few test images.
+  DRAW writes samples, canvas GIFs and filterbanks; the classifier draws its
+  glimpses over a few test images.
   """
-  if tasks.task_of(model_config) == tasks.CLASSIFY:
-    return GlimpsePictures(graphdef, model_config, mesh,
-                           experiment.binarization(config))
-  sampler = Sampler(graphdef, model_config, mesh, experiment.binarization(config))
-  key = jax.random.key(config.sample.seed)
+  model_config, binarization = settings.model, settings.data.binarization
+  if model_config.model_class.PICTURES == 'glimpses':
+    return GlimpsePictures(graphdef, model_config, mesh, binarization)
+  sampler = Sampler(graphdef, model_config, mesh, binarization)
+  key = jax.random.key(settings.sample.seed)
 
   def write(params, directory, test_images, writer=None, step=0):
-    return write_samples(sampler, params, directory, key, config.sample,
+    return write_samples(sampler, params, directory, key, settings.sample,
                          test_images, writer, step)
 
   return write
@@ -203,11 +201,11 @@ class GlimpsePictures:
     self._glimpses = jax.jit(
         lambda params, images: nnx.merge(graphdef, params)(
             input_pipeline.binarize(images, binarization)).glimpse_params,
-        out_shardings=experiment.replicated(mesh))
+        out_shardings=sharding.replicated(mesh))
 
   def __call__(self, params, directory, test_images, writer=None, step=0):
-    images = evaluate.strided_subset(test_images, _GLIMPSE_EXAMPLES)
-    glimpse_params = experiment.to_host(self._glimpses(params, images))
+    images = input_pipeline.strided_subset(test_images, _GLIMPSE_EXAMPLES)
+    glimpse_params = sharding.to_host(self._glimpses(params, images))
     if jax.process_index() != 0:
       return {}
     picture = visualize.glimpse_boxes_image(
@@ -220,9 +218,8 @@ class GlimpsePictures:
     return dict(glimpses=path)
 
 
-def sample(config, workdir):
-  """--mode=sample: writes the run's pictures from a checkpoint."""
-  run = experiment.load_trained(config, workdir)
-  pictures = make_pictures(config, run.graphdef, run.model_config, run.mesh)
+def sample(run, settings, workdir):
+  """--mode=sample on a loaded run: writes its pictures."""
+  pictures = make_pictures(settings, run.graphdef, run.mesh)
   directory = os.path.join(workdir, 'samples', f'step_{run.step}')
   return pictures(run.params, directory, run.splits.test)

@@ -20,12 +20,13 @@ from flax import nnx
 
 from draw_jax import checkpoints
 from draw_jax import evaluate
-from draw_jax import experiment
 from draw_jax import host_memory
 from draw_jax import input_pipeline
 from draw_jax import metrics
 from draw_jax import sampling
-from draw_jax import tasks
+from draw_jax import settings as settings_lib
+from draw_jax import sharding
+from draw_jax import train_state
 from draw_jax import workdirs
 
 
@@ -33,51 +34,25 @@ class NonFiniteLossError(RuntimeError):
   """The loss or a gradient became NaN or Inf; the message names the step."""
 
 
-def make_epoch_order(data_key, num_examples, mesh):
-  """epoch -> that epoch's shuffle of the example indices, made on the device.
-
-  Made once per epoch rather than in every step: a 50,000-element shuffle
-  costs a step about as much as a small model's whole update.
-  """
-  return jax.jit(
-      lambda epoch: jax.random.permutation(jax.random.fold_in(data_key, epoch),
-                                           num_examples),
-      out_shardings=experiment.replicated(mesh))
-
-
-def batch_indices(step, epoch_order, batch_size):
-  """The step's example indices: its slice of its epoch's shuffle."""
-  position = step % experiment.steps_per_epoch(epoch_order.shape[0], batch_size)
-  return jax.lax.dynamic_slice_in_dim(epoch_order, position * batch_size,
-                                      batch_size)
-
-
-def train_data(splits, mesh):
-  """The train split on the devices: uint8 images, and labels if it has them."""
-  data = dict(images=splits.train)
-  if splits.train_labels is not None:
-    data['labels'] = splits.train_labels
-  return jax.device_put(data, experiment.replicated(mesh))
-
-
-def make_train_step(graphdef, optimizer, mesh, config, train_key):
+def make_train_step(graphdef, optimizer, mesh, settings, train_key):
   """The jitted step: gathers its batch on the device, donates the state."""
-  batch_size = config.train.batch_size
-  method = experiment.binarization(config)
-  model_config = experiment.build_model_config(config)
+  batch_size = settings.train.batch_size
+  binarization = settings.data.binarization
 
   def loss_fn(params, images, labels, key):
-    return tasks.train_loss(nnx.merge(graphdef, params), model_config, images,
-                            labels, key)
+    model = nnx.merge(graphdef, params)
+    terms = {name: jnp.mean(value) for name, value in
+             model.per_example_terms(images, labels, key).items()}
+    return terms.pop(model.LOSS), terms
 
   def train_step(state, data, epoch_order):
     step = state['step']
-    indices = batch_indices(step, epoch_order, batch_size)
+    indices = input_pipeline.batch_indices(step, epoch_order, batch_size)
     batch = jax.tree.map(
         lambda split: jax.lax.with_sharding_constraint(
-            split[indices], experiment.batch_sharded(mesh)), data)
+            split[indices], sharding.batch_sharded(mesh)), data)
     step_key = jax.random.fold_in(train_key, step)
-    images = input_pipeline.binarize(batch['images'], method,
+    images = input_pipeline.binarize(batch['images'], binarization,
                                      jax.random.fold_in(step_key, 1))
     (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state['params'], images, batch.get('labels'), step_key)
@@ -90,7 +65,7 @@ def make_train_step(graphdef, optimizer, mesh, config, train_key):
                         param_norm=optax.tree.norm(params))
     return dict(step=step + 1, params=params, opt_state=opt_state), step_metrics
 
-  replicated = experiment.replicated(mesh)
+  replicated = sharding.replicated(mesh)
   return jax.jit(train_step, in_shardings=(replicated,) * 3,
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
@@ -109,49 +84,65 @@ class Training:
   num_steps: int  # where the run ends: train.num_epochs or train.num_steps
 
 
-def build_training(config, splits, manager=None):
+def total_steps(train, num_examples):
+  """train.num_epochs whole epochs when set, else train.num_steps."""
+  num_steps = train.num_steps
+  if train.num_epochs > 0:
+    num_steps = train.num_epochs * input_pipeline.steps_per_epoch(
+        num_examples, train.batch_size)
+  if train.warmup_steps >= num_steps:
+    raise settings_lib.ConfigError(
+        f'train.warmup_steps={train.warmup_steps} is not below the run\'s '
+        f'{num_steps} steps')
+  return num_steps
+
+
+def build_training(settings, splits, manager=None):
   """Model, state (restored from manager's newest checkpoint if any) and step."""
-  model_config = experiment.validate(config)
-  mesh = experiment.make_mesh()
+  model_config, train = settings.model, settings.train
+  mesh = sharding.make_mesh()
   num_examples = splits.train.shape[0]
-  num_steps = experiment.total_steps(config.train, num_examples)
-  optimizer = experiment.create_optimizer(config.train, num_steps)
-  init_key, data_key, train_key = experiment.run_keys(config.train.seed)
+  num_steps = total_steps(train, num_examples)
+  optimizer = train_state.create_optimizer(train, num_steps)
+  init_key, data_key, train_key = train_state.run_keys(train.seed)
   state = None
   if manager is not None:
     # Refuses a workdir of another model before anything in it is written.
     state = checkpoints.restore_latest(
-        manager, experiment.abstract_state(model_config, optimizer, init_key),
-        model_config, experiment.replicated(mesh), set_aside_damaged=True)
-  if state is None and config.train.init_from:
-    state = _state_from_init(config.train, model_config, optimizer, mesh)
+        manager, train_state.create(model_config, optimizer, init_key,
+                                    abstract=True),
+        model_config, sharding.replicated(mesh), set_aside_damaged=True)
+  if state is None and train.init_from:
+    state = _state_from_init(train, model_config, optimizer, mesh)
   if state is None:
-    state = experiment.create_train_state(model_config, optimizer, init_key, mesh)
-  graphdef = experiment.graphdef_of(model_config)
+    state = train_state.create(model_config, optimizer, init_key, mesh)
+  graphdef = train_state.graphdef(model_config)
   return Training(
       model_config=model_config, mesh=mesh, graphdef=graphdef, state=state,
-      train_data=train_data(splits, mesh),
-      train_step=make_train_step(graphdef, optimizer, mesh, config, train_key),
-      epoch_order=make_epoch_order(data_key, num_examples, mesh),
-      steps_per_epoch=experiment.steps_per_epoch(num_examples,
-                                                 config.train.batch_size),
+      train_data=input_pipeline.on_devices(splits.train, splits.train_labels,
+                                           mesh),
+      train_step=make_train_step(graphdef, optimizer, mesh, settings,
+                                 train_key),
+      epoch_order=input_pipeline.make_epoch_order(data_key, num_examples, mesh),
+      steps_per_epoch=input_pipeline.steps_per_epoch(num_examples,
+                                                     train.batch_size),
       num_steps=num_steps)
 
 
-def _state_from_init(train_config, model_config, optimizer, mesh):
+def _state_from_init(train, model_config, optimizer, mesh):
   """A fresh optimizer over train.init_from's parameters (and maybe its step)."""
-  params, source_step = experiment.load_params(
-      model_config, train_config.init_from, mesh, what='train.init_from')
-  step = source_step if train_config.init_continue else 0
+  params, source_step = checkpoints.load_params(
+      model_config, train.init_from, mesh, what='train.init_from')
+  step = source_step if train.init_continue else 0
   logging.info('starting at step %d from the parameters of %s (step %d) and a '
-               'fresh optimizer', step, train_config.init_from, source_step)
-  return experiment.state_from_params(params, step, optimizer, mesh)
+               'fresh optimizer', step, train.init_from, source_step)
+  return train_state.from_params(params, step, optimizer, mesh)
 
 
 def skipped_updates(opt_state):
   """How many non-finite updates optax.apply_if_finite has skipped, or 0."""
   count = getattr(opt_state, 'total_notfinite', None)
-  return 0 if count is None else int(experiment.to_host(count))
+  return 0 if count is None else int(sharding.to_host(count))
 
 
 class _StopSignal:
@@ -259,48 +250,46 @@ def _format(step_metrics):
   return ', '.join(f'{k}={float(v):.4g}' for k, v in step_metrics.items())
 
 
-def _write_config(workdir, config):
+def _write_config(workdir, settings):
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
+    json.dump(settings.to_dict(), f, indent=2)
 
 
-def train_and_evaluate(config, workdir):
+def train_and_evaluate(settings, workdir):
   """Trains, evaluates and checkpoints in workdir, resuming what is there."""
-  experiment.validate(config)
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
-                                      config.data.max_examples)
+  data = settings.data
+  splits = input_pipeline.load_splits(data.name, data.dir, data.max_examples)
+  total_steps(settings.train, splits.train.shape[0])  # a bad schedule: now
   workdirs.prepare(workdir)
   is_chief = jax.process_index() == 0
   # One trainer per workdir; multi-process runs lock on their first process.
   with workdirs.Lock(workdir) if is_chief else contextlib.nullcontext():
-    return _train_locked(config, workdir, splits, is_chief)
+    return _train_locked(settings, workdir, splits, is_chief)
 
 
-def _train_locked(config, workdir, splits, is_chief):
-  manager = checkpoints.make_manager(workdir, config.train.keep_checkpoints)
-  training = build_training(config, splits, manager)
+def _train_locked(settings, workdir, splits, is_chief):
+  manager = checkpoints.make_manager(workdir, settings.train.keep_checkpoints)
+  training = build_training(settings, splits, manager)
   checkpoint_bytes = checkpoints.state_bytes(training.state)
   workdirs.check_space(workdir, checkpoint_bytes)
   if is_chief:
-    _write_config(workdir, config)
+    _write_config(workdir, settings)
   writer = metrics.MetricWriter(workdir, enabled=is_chief)
   step = int(training.state['step'])
   logging.info('%s at step %d: %d parameters, %s on %d %s device(s)',
                'resuming' if step else 'starting', step,
-               experiment.parameter_count(training.state['params']),
-               config.data.name, jax.device_count(), jax.default_backend())
+               train_state.parameter_count(training.state['params']),
+               settings.data.name, jax.device_count(), jax.default_backend())
   if jax.default_backend() == 'cpu':
     hint = host_memory.huge_page_hint(host_memory.thp_mode())
     if hint:
       logging.info(hint)
   evaluator = evaluate.Evaluator(training.graphdef, training.model_config,
-                                 training.mesh, experiment.binarization(config),
-                                 config.eval, config.train.seed)
-  pictures = sampling.make_pictures(config, training.graphdef,
-                                    training.model_config, training.mesh)
-  loop = _Loop(config, workdir, training.model_config, manager, writer,
-               evaluator, pictures, splits, training.num_steps,
-               training.steps_per_epoch, checkpoint_bytes)
+                                 training.mesh, settings.data.binarization,
+                                 settings.eval, settings.train.seed)
+  pictures = sampling.make_pictures(settings, training.graphdef, training.mesh)
+  loop = _Loop(settings, workdir, training, manager, writer, evaluator,
+               pictures, splits, checkpoint_bytes)
   with workdirs.full_disk_reported(
       workdir, checkpoint_bytes, lambda: checkpoints.newest_complete(manager)):
     try:
@@ -317,19 +306,20 @@ def _train_locked(config, workdir, splits, is_chief):
 class _Loop:
   """The host side of training: dispatch, logging, evaluation, checkpoints."""
 
-  def __init__(self, config, workdir, model_config, manager, writer, evaluator,
-               pictures, splits, num_steps, steps_per_epoch, checkpoint_bytes):
-    self.config = config
+  def __init__(self, settings, workdir, training, manager, writer, evaluator,
+               pictures, splits, checkpoint_bytes):
+    self.train = settings.train
+    self.iw_samples = settings.eval.iw_samples
     self.workdir = workdir
-    self.model_config = model_config
+    self.model_config = training.model_config
     self.manager = manager
     self.writer = writer
     self.evaluator = evaluator
     self.pictures = pictures
-    self.best_metric = 'valid_' + tasks.BEST_METRICS[tasks.task_of(model_config)]
+    self.best_metric = 'valid_' + training.model_config.model_class.BEST_METRIC
     self.splits = splits
-    self.num_steps = num_steps
-    self.steps_per_epoch = steps_per_epoch
+    self.num_steps = training.num_steps
+    self.steps_per_epoch = training.steps_per_epoch
     self.checkpoint_bytes = checkpoint_bytes
     self._evaluated = {}  # step -> validation metrics, to not repeat them
     self._tested = {}  # step -> test metrics, with train.eval_test
@@ -337,7 +327,7 @@ class _Loop:
     self._last_save = time.time()
 
   def run(self, training):
-    train = self.config.train
+    train = self.train
     state = training.state
     step = int(state['step'])
     epoch, epoch_order = None, None
@@ -380,24 +370,24 @@ class _Loop:
       stop.restore()
 
   def _due(self, step):
-    train = self.config.train
+    train = self.train
     return (step % train.log_every == 0 or step % train.checkpoint_every == 0 or
             step % train.eval_every == 0 or step == self.num_steps)
 
   def _save_due(self):
     """True once train.checkpoint_every_minutes have passed since a save."""
-    minutes = self.config.train.checkpoint_every_minutes
+    minutes = self.train.checkpoint_every_minutes
     return minutes > 0 and time.time() - self._last_save >= minutes * 60
 
   def _absorb(self, pending, progress):
     step, step_metrics = pending
-    step_metrics = experiment.to_host(step_metrics)
+    step_metrics = sharding.to_host(step_metrics)
     if _check_finite(step, step_metrics, self.manager,
-                     self.config.train.skip_nonfinite_updates):
+                     self.train.skip_nonfinite_updates):
       progress.add(step_metrics)  # skipped steps stay out of the averages
 
   def _step_boundary(self, state, step, progress):
-    train = self.config.train
+    train = self.train
     if step % train.log_every == 0:
       progress.report(step, dict(skipped_updates=skipped_updates(state['opt_state'])))
     started = time.time()
@@ -411,7 +401,7 @@ class _Loop:
     """Validation ELBO and samples, once per step whatever asks for them."""
     if step not in self._evaluated:
       self._evaluated[step] = self._evaluate(state, step, 'valid', iw_samples=0)
-      if self.config.train.eval_test:  # reported, never used to choose
+      if self.train.eval_test:  # reported, never used to choose
         self._tested[step] = self._evaluate(state, step, 'test', iw_samples=0)
       self._write_samples(state, step)
       self._save(state, step, self._evaluated[step])
@@ -448,8 +438,8 @@ class _Loop:
     progress.report(step)
     valid = self._validate(state, step)
     test = self._tested.get(step)
-    if test is None or self.config.eval.iw_samples:
-      test = self._evaluate(state, step, 'test', self.config.eval.iw_samples)
+    if test is None or self.iw_samples:
+      test = self._evaluate(state, step, 'test', self.iw_samples)
     if jax.process_index() == 0:
       with open(os.path.join(self.workdir, f'eval_{step}.json'), 'w') as f:
         json.dump(dict(step=step, **valid, **test), f, indent=2)

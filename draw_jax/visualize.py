@@ -21,14 +21,6 @@ READ_COLOUR = (0, 255, 0)
 DEFAULT_EVOLUTION_COLUMNS = 10
 
 
-def sigmoid(logits):
-  """Numerically stable logistic function: canvas logits -> probabilities."""
-  logits = np.asarray(logits, dtype=np.float32)
-  # exp of a non-positive number never overflows.
-  decay = np.exp(-np.abs(logits))
-  return np.where(logits >= 0, 1.0 / (1.0 + decay), decay / (1.0 + decay))
-
-
 def _to_rgb_uint8(images):
   """[..., H, W, C] probabilities -> [..., H, W, 3] uint8."""
   images = np.asarray(images, dtype=np.float32)

@@ -18,7 +18,6 @@ The defaults of --eval_examples, --iw_examples and --sample_count keep a CPU
 run of the paper's model to a few minutes; raise them on an accelerator, where
 calls this small measure dispatch more than compute.
 """
-import copy
 import dataclasses
 import json
 import os
@@ -27,9 +26,8 @@ import statistics
 import sys
 import time
 
-# scripts/ is not a package and the repository need not be pip-installed: the
-# repo root goes first on sys.path so that `draw_jax` and the config files'
-# `from configs import default` resolve to this checkout wherever we run from.
+# The repo root goes first on sys.path, so that this checkout's draw_jax is
+# the one timed, installed or not.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
@@ -40,12 +38,15 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 
+from draw_jax import datasets
 from draw_jax import evaluate
-from draw_jax import experiment
 from draw_jax import host_memory
 from draw_jax import input_pipeline
+from draw_jax import layers
 from draw_jax import sampling
+from draw_jax import settings as settings_lib
 from draw_jax import train
+from draw_jax import train_state
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 REQUIRED_KEYS = (
@@ -56,29 +57,7 @@ REQUIRED_KEYS = (
 # The encoder-gate matmul of the paper's model: [x-glimpse, x_hat-glimpse,
 # h_dec, h_enc] = 8 + 256 + 256 inputs -> 4 x 256 gates.
 MATMUL_INNER, MATMUL_OUTER = 520, 1024
-_NUM_ATTENTION_PARAMS = 5
 _LSTM_GATES = 4
-
-
-def define_step_flags(steps, warmup):
-  """--config, --batch, --steps and --warmup: what any timing of the step takes."""
-  config_flags.DEFINE_config_file(
-      'config', None, 'A configs/*.py file, optionally with :name=value,...',
-      lock_config=True)
-  flags.DEFINE_integer('batch', None, 'Training batch; overrides '
-                       'config.train.batch_size when given.', lower_bound=1)
-  flags.DEFINE_integer('steps', steps, 'Timed training steps.', lower_bound=1)
-  flags.DEFINE_integer('warmup', warmup, 'Untimed training steps before them.',
-                       lower_bound=0)
-  flags.mark_flags_as_required(['config'])
-
-
-def config_from_flags():
-  """The --config config, with --batch applied."""
-  config = flags.FLAGS.config
-  if flags.FLAGS.batch is not None:
-    config.train.batch_size = flags.FLAGS.batch
-  return config
 
 
 def define_flags():
@@ -86,7 +65,15 @@ def define_flags():
 
   A process that also imports draw_jax.main would otherwise define --config twice.
   """
-  define_step_flags(steps=30, warmup=5)
+  config_flags.DEFINE_config_file(
+      'config', None, 'A configs/*.py file, optionally with :name=value,...',
+      lock_config=True)
+  flags.DEFINE_integer('batch', None, 'Training batch; overrides '
+                       'config.train.batch_size when given.', lower_bound=1)
+  flags.DEFINE_integer('steps', 30, 'Timed training steps.', lower_bound=1)
+  flags.DEFINE_integer('warmup', 5, 'Untimed training steps before them.',
+                       lower_bound=0)
+  flags.mark_flags_as_required(['config'])
   flags.DEFINE_integer('iw_samples', 100, 'K of the importance-weighted bound.',
                        lower_bound=1)
   flags.DEFINE_integer('eval_examples', 1000, 'Test images for the ELBO timing.',
@@ -105,39 +92,20 @@ def define_flags():
 # ---- the trainer's step -----------------------------------------------------
 
 
-def build_training(config):
+def build_training(settings):
   """The trainer's own state, on-device train split, epoch order and step."""
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
-                                      config.data.max_examples)
-  return train.build_training(config, splits), splits
+  data = settings.data
+  splits = input_pipeline.load_splits(data.name, data.dir, data.max_examples)
+  return train.build_training(settings, splits), splits
 
 
-def compile_step(train_step, state, train_data, epoch_order,
-                 compiler_options=None):
-  """(compiled, lower seconds, lower + compile seconds) of the jitted step.
-
-  compiler_options: XLA debug options for this compile only, e.g.
-  {'xla_cpu_enable_fast_math': True}, as XLA_FLAGS would set for all.
-  """
+def compile_step(train_step, state, train_data, epoch_order):
+  """(compiled, lower seconds, lower + compile seconds) of the jitted step."""
   start = time.perf_counter()
   lowered = train_step.lower(state, train_data, epoch_order)
   lowered_at = time.perf_counter()
-  compiled = lowered.compile(compiler_options)
+  compiled = lowered.compile()
   return compiled, lowered_at - start, time.perf_counter() - start
-
-
-def compiled_training(config, compiler_options=None):
-  """(training, epoch 0's order, compiled step, compile seconds) for config.
-
-  What scripts that time only the step (profile_step.py, compare_step.py)
-  start from.
-  """
-  training, _ = build_training(config)
-  epoch_order = training.epoch_order(0)
-  compiled, _, compile_sec = compile_step(
-      training.train_step, training.state, training.train_data, epoch_order,
-      compiler_options)
-  return training, epoch_order, compiled, compile_sec
 
 
 def time_training(compiled, state, train_data, epoch_order, warmup, steps):
@@ -184,7 +152,7 @@ class XlaFlops:
   total: float  # rolled + (T - 1) * per_time_step
 
 
-def xla_train_flops(config, training, splits, compiled):
+def xla_train_flops(settings, training, splits, compiled):
   """XLA's count for the compiled step, with the T-step scans counted T times.
 
   XLA's HloCostAnalysis counts a while loop's body once whatever its trip
@@ -198,9 +166,9 @@ def xla_train_flops(config, training, splits, compiled):
   T = training.model_config.T
   if T == 1:
     return XlaFlops(rolled, 0.0, rolled)
-  unrolled_config = copy.deepcopy(config)
-  unrolled_config.model.scan_unroll = 2
-  unrolled = train.build_training(unrolled_config, splits)
+  unrolled = train.build_training(dataclasses.replace(
+      settings, model=dataclasses.replace(settings.model, scan_unroll=2)),
+                                   splits)
   twice = cost_flops(unrolled.train_step.lower(
       training.state, training.train_data,
       training.epoch_order(0)).compile())
@@ -222,7 +190,7 @@ def hand_count_train_flops(draw_config):
       + 2 * c.enc_size * 2 * c.z_size  # mean and log sigma, eq. (1)-(2)
       + 2 * c.dec_size * c.write_size)  # the write patch
   if c.attention:
-    forward += 2 * (2 * c.dec_size * _NUM_ATTENTION_PARAMS)  # read, write heads
+    forward += 2 * (2 * c.dec_size * layers.NUM_ATTENTION_PARAMS)  # the heads
     read_channels = 2 * c.channels  # x and x_hat share one filterbank
     # Eq. (27), F_Y x F_X^T: [N, B] @ [B, A C'], then the N x N x C' glimpse.
     forward += 2 * c.read_n * c.height * c.width * read_channels
@@ -299,11 +267,12 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
   config.eval.iw_batch_size = min(config.eval.iw_batch_size,
                                   _round_up(iw_examples, devices))
   config.eval.iw_examples = iw_examples
-  training, splits = build_training(config)
+  settings = settings_lib.parse(config)
+  training, splits = build_training(settings)
   epoch_order = training.epoch_order(0)
   draw_config, device_count = training.model_config, jax.device_count()
   print(f'{config_name}: T={draw_config.T}, batch {batch}, '
-        f'{experiment.parameter_count(training.state["params"]):,} parameters, '
+        f'{train_state.parameter_count(training.state["params"]):,} parameters, '
         f'{device_count} {jax.default_backend()} device(s) '
         f'({jax.devices()[0].device_kind}), jax {jax.__version__}', flush=True)
   thp_mode = host_memory.thp_mode()
@@ -320,7 +289,7 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
   print(f'compile: {compile_sec:.2f} s (lowering {lower_sec:.2f} s)', flush=True)
   memory = compiled.memory_analysis()
   temp_mb = memory.temp_size_in_bytes / 2**20 if memory is not None else None
-  flop_counts = xla_train_flops(config, training, splits, compiled)
+  flop_counts = xla_train_flops(settings, training, splits, compiled)
 
   state, step_metrics, times = time_training(
       compiled, training.state, training.train_data, epoch_order, warmup,
@@ -349,11 +318,12 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
         f'{MATMUL_INNER}x{MATMUL_OUTER} matmul {matmul:.1f} GFLOP/s; '
         f'fraction {roofline_fraction:.3f}', flush=True)
 
-  binarization = experiment.binarization(config)
+  binarization = settings.data.binarization
   evaluator = evaluate.Evaluator(training.graphdef, draw_config, training.mesh,
-                                 binarization, config.eval, config.train.seed)
+                                 binarization, settings.eval,
+                                 settings.train.seed)
   params = state['params']
-  eval_images = evaluate.strided_subset(splits.test, eval_examples)
+  eval_images = input_pipeline.strided_subset(splits.test, eval_examples)
   eval_first, eval_sec, _ = time_calls(
       lambda: evaluator.split_means(params, eval_images), repeats)
   eval_images_per_sec = len(eval_images) / eval_sec
@@ -370,7 +340,7 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
 
   sampler = sampling.Sampler(training.graphdef, draw_config, training.mesh,
                              binarization)
-  sample_key = jax.random.key(config.sample.seed)
+  sample_key = jax.random.key(settings.sample.seed)
   sample_first, sample_sec, _ = time_calls(
       lambda: sampler.final_samples(params, sample_key, sample_count), repeats)
   sample_images_per_sec = sample_count / sample_sec
@@ -420,7 +390,9 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = config_from_flags()
+  config = flags.FLAGS.config
+  if flags.FLAGS.batch is not None:
+    config.train.batch_size = flags.FLAGS.batch
   config_name = config_flags.get_config_filename(flags.FLAGS['config'])
   try:
     result = run(config, config_name, steps=flags.FLAGS.steps,
@@ -430,7 +402,7 @@ def main(argv):
                  sample_count=flags.FLAGS.sample_count,
                  repeats=flags.FLAGS.repeats,
                  matmul_repeats=flags.FLAGS.matmul_repeats)
-  except (experiment.ConfigError, input_pipeline.DataError) as error:
+  except (settings_lib.ConfigError, datasets.DataError) as error:
     sys.exit(f'error: {error}')
   print(json.dumps(result), flush=True)
 

@@ -18,6 +18,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from draw_jax import pretrained
+from draw_jax import settings
 
 config_flags.DEFINE_config_file('config', None, 'The run\'s configs/*.py file.')
 flags.DEFINE_string('workdir', None, 'The training run to export from.')
@@ -42,7 +43,7 @@ def main(argv):
   del argv
   try:
     metadata = pretrained.export_run(
-        FLAGS.config, FLAGS.workdir, FLAGS.out, FLAGS.step,
+        settings.parse(FLAGS.config), FLAGS.workdir, FLAGS.out, FLAGS.step,
         FLAGS.commit or _commit(FLAGS.workdir))
   except (OSError, ValueError) as error:
     sys.exit(f'error: {error}')

@@ -32,9 +32,13 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
-from draw_jax import experiment
+from flax import nnx
+
+from draw_jax import checkpoints
+from draw_jax import input_pipeline
 from draw_jax import mnist_scenes
-from draw_jax import sampling
+from draw_jax import model as draw_model
+from draw_jax import settings as settings_lib
 from draw_jax import visualize
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -127,17 +131,21 @@ def summarise(where_TxN, change_TxN):
   }
 
 
-def reconstruct(run, config, images, seed):
+def reconstruct(run, settings, images, seed):
   """(canvas logits [T, n, H, W, C], write AttentionParams with fields [T, n]),
-  in chunks of _CHUNK scenes."""
-  sampler = sampling.Sampler(run.graphdef, run.model_config, run.mesh,
-                             experiment.binarization(config))
+  from the training pass, in chunks of _CHUNK scenes."""
+
+  def training_pass(params, images, key):
+    binary = input_pipeline.binarize(images, settings.data.binarization,
+                                     jax.random.fold_in(key, 1))
+    output = nnx.merge(run.graphdef, params)(binary, key)
+    return output.canvas_logits_per_step, output.write_params
+
+  reconstruct_chunk = jax.jit(training_pass)
   key = jax.random.key(seed)
-  outputs = [sampler.reconstruct(run.params, images[start:start + _CHUNK],
-                                 jax.random.fold_in(key, start))[1]
-             for start in range(0, len(images), _CHUNK)]
-  per_step = [(output.canvas_logits_per_step, output.write_params)
-              for output in outputs]
+  per_step = [reconstruct_chunk(run.params, images[start:start + _CHUNK],
+                                jax.random.fold_in(key, start))
+              for start in range(0, len(images), _CHUNK)]
   return jax.tree.map(lambda *parts: np.concatenate(parts, axis=1), *per_step)
 
 
@@ -146,7 +154,8 @@ def analyse(config, workdir, examples, seed=0, gif_path=''):
   if config.data.name != 'mnist_two_digit':
     raise ValueError(f'the config must be a mnist_two_digit run, not '
                      f'data.name={config.data.name!r}')
-  run = experiment.load_trained(config, workdir)
+  settings = settings_lib.parse(config)
+  run = checkpoints.load_trained(settings, workdir)
   test = run.splits.test
   count = min(examples, len(test))
   _, corners = mnist_scenes.two_digit_layout(
@@ -155,7 +164,7 @@ def analyse(config, workdir, examples, seed=0, gif_path=''):
   if not apart.size:
     raise ValueError(f'none of the first {count} test scenes has its digits '
                      f'{MIN_SEPARATION} pixels apart; use more examples')
-  canvases, write_params = reconstruct(run, config, test[apart], seed)
+  canvases, write_params = reconstruct(run, settings, test[apart], seed)
   where_TxN = nearest_digit(write_params.center_x, write_params.center_y,
                             corners[apart])
   change_TxN = canvas_change(canvases)
@@ -170,7 +179,8 @@ def analyse(config, workdir, examples, seed=0, gif_path=''):
   if gif_path:
     picked = slice(0, _GIF_SCENES)
     visualize.save_canvas_gif(
-        gif_path, visualize.sigmoid(canvases[:, picked]),
+        gif_path, np.asarray(draw_model.canvas_mean(
+            canvases[:, picked], run.model_config.channels)),
         write_params=jax.tree.map(lambda field: field[:, picked],
                                   write_params),
         write_n=run.model_config.write_n, upscale=2)

@@ -2,6 +2,7 @@
 
 No test asserts a time: times depend on the machine and its load.
 """
+import dataclasses
 import json
 import math
 import os
@@ -11,11 +12,11 @@ import sys
 
 import pytest
 
-from configs import default
+from configs import mnist_attn
 from configs import mnist_noattn
 from configs import smoke
-from draw_jax import experiment
 from draw_jax import host_memory
+from draw_jax import settings
 from draw_jax import train
 import script_modules
 
@@ -67,38 +68,14 @@ def test_last_line_is_json_with_every_key_positive_and_finite(smoke_run):
       'train_gflops_per_image_loop_body_once']
 
 
-def test_profile_step_ranks_the_step_ops(data_dir):
-  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
-  completed = subprocess.run(
-      [sys.executable, str(REPO / 'scripts' / 'profile_step.py'),
-       '--config=configs/smoke.py', '--config.model.T=3', '--batch', '8',
-       '--steps', '2', '--warmup', '1', '--trace_steps', '1', '--top', '5'],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  assert completed.returncode == 0, completed.stderr[-4000:]
-  lines = completed.stdout.strip().splitlines()
-  assert 'median step' in lines[0] and 'page faults' in lines[0]
-  op_lines = lines[2:]
-  assert len(op_lines) == 5
-  milliseconds = [float(line.split()[0]) for line in op_lines]
-  assert all(ms >= 0 for ms in milliseconds)
-  assert milliseconds == sorted(milliseconds, reverse=True)
-  assert not any(line.split()[-1].startswith(('ThunkExecutor', 'PjitFunction'))
-                 for line in op_lines)
-
-
-def test_iw_key_names_k():
-  assert benchmark.iw_key(100) == 'iw100_images_per_sec'
-  assert benchmark.iw_key(4) == 'iw4_images_per_sec'
-
-
 def test_hand_count_of_the_paper_models():
-  attention = experiment.build_model_config(default.get_config())
+  attention = settings.parse(mnist_attn.get_config()).model
   # Forward FLOPs of one step: encoder gates 2*520*1024 = 1,064,960; decoder
   # gates 2*356*1024 = 729,088; posterior 2*256*200 = 102,400; write patch
   # 2*256*25 = 12,800; two attention heads 2*2*256*5 = 5,120; read
   # 2*2*28*28*2 + 2*2*2*28*2 = 6,720; write 2*28*5*5 + 2*28*5*28 = 9,240.
   assert benchmark.hand_count_train_flops(attention) == 3 * 64 * 1_930_328
-  no_attention = experiment.build_model_config(mnist_noattn.get_config())
+  no_attention = settings.parse(mnist_noattn.get_config()).model
   # Encoder gates 2*(1568+256+256)*1024 = 4,259,840; decoder 729,088;
   # posterior 102,400; write 2*256*784 = 401,408.
   assert benchmark.hand_count_train_flops(no_attention) == 3 * 64 * 5_492_736
@@ -109,13 +86,15 @@ def smoke_flops(data_dir):
   """XLA's counts for the smoke model at FLOPS_BATCH, and a fully unrolled count."""
   config = smoke.get_config(f'batch={FLOPS_BATCH}')
   config.data.dir = data_dir
-  training, splits = benchmark.build_training(config)
+  run = settings.parse(config)
+  training, splits = benchmark.build_training(run)
   epoch_order = training.epoch_order(0)
   compiled, _, _ = benchmark.compile_step(training.train_step, training.state,
                                           training.train_data, epoch_order)
-  counts = benchmark.xla_train_flops(config, training, splits, compiled)
-  config.model.scan_unroll = config.model.T  # no loop left at all
-  fully_unrolled = train.build_training(config, splits)
+  counts = benchmark.xla_train_flops(run, training, splits, compiled)
+  no_loop = dataclasses.replace(run, model=dataclasses.replace(
+      run.model, scan_unroll=run.model.T))  # no loop left at all
+  fully_unrolled = train.build_training(no_loop, splits)
   unrolled = benchmark.cost_flops(fully_unrolled.train_step.lower(
       training.state, training.train_data, epoch_order).compile())
   return training, counts, unrolled

@@ -141,11 +141,11 @@ def test_bfloat16_compute_is_finite_and_close_to_float32():
 
 
 @pytest.mark.parametrize('bad,name', [
-    (dict(glimpse=29), 'model.read_n'), (dict(T=0), 'model.T'),
-    (dict(hidden_size=0), 'model.enc_size'),
-    (dict(num_classes=1.5), 'model.num_classes'),
-    (dict(compute_dtype='int8'), 'model.compute_dtype'),
-    (dict(remat='some'), 'model.remat')])
+    (dict(glimpse=29), 'classifier.glimpse'), (dict(T=0), 'classifier.T'),
+    (dict(hidden_size=0), 'classifier.hidden_size'),
+    (dict(num_classes=1.5), 'data.num_classes'),
+    (dict(compute_dtype='int8'), 'classifier.compute_dtype'),
+    (dict(remat='some'), 'classifier.remat')])
 def test_bad_config_is_rejected_with_its_name(bad, name):
   with pytest.raises(ValueError, match=name):
     classifier.ClassifierConfig(**{**TINY, **bad})

@@ -1,9 +1,7 @@
 """Tests for the MNIST scenes, the SVHN / CIFAR-10 readers and their loading."""
 import os
 import pickle
-import sys
 import tarfile
-import types
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +11,7 @@ import scipy.io
 from numpy.lib.stride_tricks import sliding_window_view
 
 import data_files
-from draw_jax import colour_datasets
+from draw_jax import datasets
 from draw_jax import input_pipeline
 from draw_jax import mnist_scenes
 
@@ -284,8 +282,8 @@ def test_cifar10_reads_the_tar_gz_archive_itself(tmp_path):
   with tarfile.open(tmp_path / 'cifar-10-python.tar.gz', 'w:gz',
                     compresslevel=1) as tar:
     tar.add(unpacked / 'cifar-10-batches-py', arcname='cifar-10-batches-py')
-  from_archive = colour_datasets.load_cifar10(str(tmp_path))
-  from_folder = colour_datasets.load_cifar10(str(unpacked))
+  from_archive = datasets.load_cifar10(str(tmp_path))
+  from_folder = datasets.load_cifar10(str(unpacked))
   for archived, unpacked_split in zip(from_archive, from_folder):
     np.testing.assert_array_equal(archived, unpacked_split)
 
@@ -406,43 +404,3 @@ def test_too_few_training_images_for_the_validation_split(tmp_path):
                      match=r'train_32x32\.mat: holds 20 training images; '
                            r'expected more than 5000'):
     input_pipeline.load_splits('svhn', str(tmp_path))
-
-
-# --- tensorflow-datasets fallback ---------------------------------------------
-
-
-def _fake_tfds(monkeypatch, sizes, image_shape):
-  requests = []
-
-  def fake_load(name, split, batch_size):
-    assert batch_size == -1
-    requests.append((name, split))
-    count = sizes[split]
-    return {'image': np.full((count, *image_shape), 200, np.uint8),
-            'label': np.arange(count) % 10}
-
-  monkeypatch.delenv('DRAW_DATA_DIR', raising=False)
-  monkeypatch.setitem(sys.modules, 'tensorflow_datasets',
-                      types.SimpleNamespace(load=fake_load,
-                                            as_numpy=lambda tree: tree))
-  return requests
-
-
-def test_tfds_fallback_for_svhn_holds_out_the_last_5000(monkeypatch):
-  requests = _fake_tfds(monkeypatch, {'train[:-5000]': 6, 'train[-5000:]': 5,
-                                      'test': 4}, (32, 32, 3))
-  splits = input_pipeline.load_splits('svhn', '')
-  assert requests == [('svhn_cropped', 'train[:-5000]'),
-                      ('svhn_cropped', 'train[-5000:]'), ('svhn_cropped', 'test')]
-  assert [split.shape for split in splits.images] == [
-      (6, 32, 32, 3), (5, 32, 32, 3), (4, 32, 32, 3)]
-  assert splits.test_labels.dtype == np.int32
-
-
-def test_tfds_fallback_builds_scenes_from_mnist(monkeypatch):
-  requests = _fake_tfds(monkeypatch, {'train[:50000]': 6, 'train[50000:]': 5,
-                                      'test': 4}, (28, 28, 1))
-  splits = input_pipeline.load_splits('cluttered_mnist', None, max_examples=3)
-  assert [name for name, _ in requests] == ['mnist'] * 3
-  assert [split.shape for split in splits.images] == [(3, 100, 100, 1)] * 3
-  np.testing.assert_array_equal(splits.train_labels, [0, 1, 2])

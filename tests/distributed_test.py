@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from configs import smoke
-from draw_jax import experiment
+from draw_jax import checkpoints
+from draw_jax import settings
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 6
@@ -52,7 +53,7 @@ def _train(workdir, data_dir, devices=None, steps=STEPS):
 def _params(workdir, data_dir):
   config = smoke.get_config()
   config.data.dir = data_dir
-  run = experiment.load_trained(config, str(workdir))
+  run = checkpoints.load_trained(settings.parse(config), str(workdir))
   assert run.step == STEPS
   return [np.asarray(leaf) for leaf in jax.tree.leaves(run.params)]
 
@@ -127,23 +128,23 @@ def test_two_processes_of_four_devices_match_one(one_device, tmp_path,
 
 def test_batch_that_does_not_divide_over_devices_is_named():
   config = smoke.get_config('batch=12')
-  with pytest.raises(experiment.ConfigError,
+  with pytest.raises(settings.ConfigError,
                      match='train.batch_size=12 does not divide evenly over 8'):
-    experiment.validate(config, device_count=8)
+    settings.parse(config, device_count=8)
 
 
 _SHARDED_SAMPLING = '''
 import json, re, sys
-import jax, numpy as np
+import jax, numpy as np, optax
 from configs import smoke
-from draw_jax import experiment, sampling
-config = smoke.get_config()
-draw_config = experiment.validate(config)
-mesh = experiment.make_mesh()
-optimizer = experiment.create_optimizer(config.train, config.train.num_steps)
-init_key, _, _ = experiment.run_keys(0)
-params = experiment.create_train_state(draw_config, optimizer, init_key, mesh)['params']
-sampler = sampling.Sampler(experiment.graphdef_of(draw_config), draw_config, mesh, 'none')
+from draw_jax import sampling, settings, sharding, train_state
+draw_config = settings.parse(smoke.get_config()).model
+mesh = sharding.make_mesh()
+init_key, _, _ = train_state.run_keys(0)
+params = train_state.create(draw_config, optax.identity(), init_key,
+                            mesh)['params']
+sampler = sampling.Sampler(train_state.graphdef(draw_config), draw_config, mesh,
+                           'none')
 hlo = sampler._final.lower(params, jax.random.key(3), 800).compile().as_text()
 samples = sampler.final_samples(params, jax.random.key(3), 800)
 np.save(sys.argv[1], samples)

@@ -17,11 +17,10 @@ from configs import coloured_mnist
 from configs import mnist_two_digit
 from configs import svhn
 from draw_jax import checkpoints
-from draw_jax import evaluate
-from draw_jax import experiment
-from draw_jax import sampling
-from draw_jax import train
+from draw_jax import settings
+from draw_jax import sharding
 import data_files
+import runs
 import script_modules
 
 two_digit_attention = script_modules.load('two_digit_attention')
@@ -51,7 +50,7 @@ def _samples(workdir):
 
 def test_two_digit_generation_draws_60x60_scenes(tmp_path, data_dir):
   config = _smoke(mnist_two_digit, data_dir, read_n=4, write_n=6)
-  train.train_and_evaluate(config, str(tmp_path))
+  runs.train(config, str(tmp_path))
   results = _eval_results(tmp_path)
   assert np.isfinite(results['test_neg_elbo'])
   assert results['test_iw2_nll'] <= results['test_neg_elbo'] + 1.0
@@ -72,14 +71,15 @@ def test_two_digit_generation_draws_60x60_scenes(tmp_path, data_dir):
 
 
 def _classifier_config(data_dir, steps=STEPS):
-  config = _smoke(cluttered_mnist_cls, data_dir, read_n=8)
+  config = _smoke(cluttered_mnist_cls, data_dir)
+  config.classifier.update(T=3, hidden_size=32, glimpse=8)
   config.train.num_steps = steps
   return config
 
 
 def test_cluttered_classifier_trains_evaluates_and_draws_glimpses(tmp_path,
                                                                  data_dir):
-  train.train_and_evaluate(_classifier_config(data_dir), str(tmp_path))
+  runs.train(_classifier_config(data_dir), str(tmp_path))
   results = _eval_results(tmp_path)
   assert 0.0 <= results['test_error'] <= 1.0
   assert np.isfinite(results['test_cross_entropy'])
@@ -92,37 +92,37 @@ def test_cluttered_classifier_trains_evaluates_and_draws_glimpses(tmp_path,
   assert any('train_error' in line for line in lines)
   # --mode=eval and --mode=sample on the classifier's checkpoint.
   config = _classifier_config(data_dir)
-  assert evaluate.evaluate(config, str(tmp_path))['test_error'] == (
+  assert runs.evaluate(config, tmp_path)['test_error'] == (
       results['test_error'])
   (_samples(tmp_path) / 'glimpses.png').unlink()
-  assert set(sampling.sample(config, str(tmp_path))) == {'glimpses'}
+  assert set(runs.sample(config, tmp_path)) == {'glimpses'}
   assert (_samples(tmp_path) / 'glimpses.png').exists()
 
 
 def test_classifier_resumes_to_the_same_parameters(tmp_path, data_dir):
-  straight = train.train_and_evaluate(_classifier_config(data_dir),
+  straight = runs.train(_classifier_config(data_dir),
                                       str(tmp_path / 'straight'))
-  train.train_and_evaluate(_classifier_config(data_dir, steps=2),
+  runs.train(_classifier_config(data_dir, steps=2),
                            str(tmp_path / 'resumed'))
-  resumed = train.train_and_evaluate(_classifier_config(data_dir),
+  resumed = runs.train(_classifier_config(data_dir),
                                      str(tmp_path / 'resumed'))
-  for a, b in zip(jax.tree.leaves(experiment.to_host(straight['params'])),
-                  jax.tree.leaves(experiment.to_host(resumed['params']))):
+  for a, b in zip(jax.tree.leaves(sharding.to_host(straight['params'])),
+                  jax.tree.leaves(sharding.to_host(resumed['params']))):
     np.testing.assert_array_equal(a, b)
 
 
 def test_classifier_refuses_a_generative_workdir(tmp_path, data_dir):
-  train.train_and_evaluate(_smoke(mnist_two_digit, data_dir, read_n=4,
+  runs.train(_smoke(mnist_two_digit, data_dir, read_n=4,
                                   write_n=6), str(tmp_path))
   before = sorted(p.name for p in tmp_path.iterdir())
   with pytest.raises(checkpoints.CheckpointMismatchError, match='hidden_size'):
-    train.train_and_evaluate(_classifier_config(data_dir), str(tmp_path))
+    runs.train(_classifier_config(data_dir), str(tmp_path))
   assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_coloured_mnist_logistic_reports_bits_per_dim(tmp_path, data_dir):
   config = _smoke(coloured_mnist, data_dir, read_n=3, write_n=4)
-  train.train_and_evaluate(config, str(tmp_path))
+  runs.train(config, str(tmp_path))
   results = _eval_results(tmp_path)
   dimensions = 28 * 28 * 3
   assert results['test_bits_per_dim'] == pytest.approx(
@@ -138,7 +138,7 @@ def test_coloured_mnist_logistic_reports_bits_per_dim(tmp_path, data_dir):
 def test_coloured_mnist_paper_bernoulli_on_intensities(tmp_path, data_dir):
   config = _smoke(coloured_mnist, data_dir, 'likelihood=bernoulli', read_n=3,
                   write_n=4)
-  train.train_and_evaluate(config, str(tmp_path))
+  runs.train(config, str(tmp_path))
   results = _eval_results(tmp_path)
   assert np.isfinite(results['test_neg_elbo'])
   assert 'test_bits_per_dim' not in results  # not a likelihood of 8-bit data
@@ -155,20 +155,20 @@ def test_colour_data_sets_train_from_their_real_file_formats(
   data_dir = tmp_path / 'data'
   write_files(data_dir)
   config = _smoke(config_module, data_dir, read_n=3, write_n=4)
-  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  runs.train(config, str(tmp_path / 'run'))
   results = _eval_results(tmp_path / 'run')
   assert np.isfinite(results['test_bits_per_dim'])
 
 
 def test_classify_needs_a_labelled_data_set():
   config = cluttered_mnist_cls.get_config('data=binarized_mnist')
-  with pytest.raises(experiment.ConfigError, match='task=classify needs labels'):
-    experiment.validate(config)
+  with pytest.raises(settings.ConfigError, match='task=classify needs labels'):
+    settings.parse(config)
 
 
 def test_logistic_likelihood_needs_intensities():
   config = coloured_mnist.get_config()
   config.data.binarization = 'dynamic'
-  with pytest.raises(experiment.ConfigError,
+  with pytest.raises(settings.ConfigError,
                      match="needs data.binarization='intensity'"):
-    experiment.validate(config)
+    settings.parse(config)

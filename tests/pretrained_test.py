@@ -12,10 +12,10 @@ from configs import mnist_attn
 from configs import smoke
 from draw_jax import checkpoints
 from draw_jax import evaluate
-from draw_jax import experiment
 from draw_jax import input_pipeline
 from draw_jax import pretrained
 from draw_jax import sampling
+from draw_jax import settings
 from draw_jax import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -29,10 +29,11 @@ def exported(tmp_path_factory, data_dir):
   out = tmp_path_factory.mktemp('pretrained') / 'smoke'
   config = smoke.get_config()
   config.data.dir = data_dir
-  state = train.train_and_evaluate(config, str(workdir))
-  metadata = pretrained.export_run(config, str(workdir), str(out),
+  run = settings.parse(config)
+  state = train.train_and_evaluate(run, str(workdir))
+  metadata = pretrained.export_run(run, str(workdir), str(out),
                                    commit='abc123')
-  return config, workdir, out, state, metadata
+  return run, workdir, out, state, metadata
 
 
 def _size(directory):
@@ -52,7 +53,7 @@ def test_export_keeps_the_best_parameters_and_no_optimizer_state(exported):
   # Params alone: a third of a checkpoint with Adam's two moments.
   assert _size(out) < 0.5 * _size(workdir / 'checkpoints' / str(best))
   assert metadata['commit'] == 'abc123'
-  assert metadata['model'] == dataclasses.asdict(experiment.validate(config))
+  assert metadata['model'] == dataclasses.asdict(config.model)
   assert metadata['images_seen'] == best * config.train.batch_size
   assert metadata['test_subset_examples'] == pretrained.SUBSET_EXAMPLES
   for name in ('valid_neg_elbo', 'test_neg_elbo', 'test_subset_neg_elbo'):
@@ -70,14 +71,14 @@ def test_export_replaces_the_previous_parameters(exported, tmp_path):
 
 def test_an_export_samples_evaluates_and_starts_a_run(exported, tmp_path):
   config, workdir, out, _, metadata = exported
-  run = experiment.load_trained(config, str(out))
+  run = checkpoints.load_trained(config, str(out))
   assert run.step == metadata['step']
-  paths = sampling.sample(config, str(out))
+  paths = sampling.sample(run, config, str(out))
   assert os.path.exists(paths['grid'])
-  results = evaluate.evaluate(config, str(out))
+  results = evaluate.evaluate(run, config, str(out))
   assert results['test_neg_elbo'] == pytest.approx(metadata['test_neg_elbo'])
-  config = config.copy_and_resolve_references()
-  config.train.init_from = str(out)
+  config = dataclasses.replace(config, train=dataclasses.replace(
+      config.train, init_from=str(out)))
   splits = input_pipeline.load_splits(config.data.name, config.data.dir, 0)
   started = train.build_training(config, splits)
   for a, b in zip(jax.tree.leaves(started.state['params']),
@@ -90,14 +91,14 @@ def test_shipped_model_loads_matches_its_config_and_its_recorded_elbo(data_dir):
   metadata = pretrained.read_metadata(SHIPPED)
   config = mnist_attn.get_config()
   config.data.dir = data_dir
-  model_config = experiment.validate(config)
-  assert metadata['model'] == dataclasses.asdict(model_config)
+  shipped = settings.parse(config)
+  assert metadata['model'] == dataclasses.asdict(shipped.model)
   assert metadata['data'] == 'binarized_mnist'
-  run = experiment.load_trained(config, str(SHIPPED))
+  run = checkpoints.load_trained(shipped, str(SHIPPED))
   assert run.step == metadata['step']
   evaluator = evaluate.Evaluator(run.graphdef, run.model_config, run.mesh,
-                                 experiment.binarization(config), config.eval,
-                                 config.train.seed)
+                                 shipped.data.binarization, shipped.eval,
+                                 shipped.train.seed)
   measured = pretrained.subset_neg_elbo(evaluator, run.params, run.splits.test)
   assert abs(measured - metadata['test_subset_neg_elbo']) < 1.0, (
       measured, metadata['test_subset_neg_elbo'])

@@ -27,11 +27,14 @@ from flax import nnx
 
 from configs import smoke
 from draw_jax import checkpoints
-from draw_jax import experiment
 from draw_jax import input_pipeline
 from draw_jax import objectives
+from draw_jax import settings
+from draw_jax import sharding
 from draw_jax import train
+from draw_jax import train_state
 from draw_jax import workdirs
+import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 40
@@ -139,15 +142,15 @@ def _steps(workdir):
 
 def _restore(workdir, step, config=None):
   """The train state saved at step; raises if that checkpoint is unreadable."""
-  config = config or _config()
-  draw_config = experiment.validate(config)
-  optimizer = experiment.create_optimizer(config.train, config.train.num_steps)
-  init_key, _, _ = experiment.run_keys(config.train.seed)
+  run = settings.parse(config or _config())
+  optimizer = train_state.create_optimizer(run.train, run.train.num_steps)
+  init_key, _, _ = train_state.run_keys(run.train.seed)
   manager = checkpoints.make_manager(str(workdir), read_only=True)
   try:
     return checkpoints.restore_latest(
-        manager, experiment.abstract_state(draw_config, optimizer, init_key),
-        draw_config, experiment.replicated(experiment.make_mesh()), step=step)
+        manager, train_state.create(run.model, optimizer, init_key,
+                                    abstract=True),
+        run.model, sharding.replicated(sharding.make_mesh()), step=step)
   finally:
     manager.close()
 
@@ -357,7 +360,7 @@ def test_every_checkpoint_damaged_is_a_clear_error_and_nothing_is_deleted(
   config.data.dir = data_dir
   tried = re.escape(f'tried steps {sorted(steps, reverse=True)}')
   with pytest.raises(checkpoints.NoReadableCheckpointError, match=tried):
-    train.train_and_evaluate(config, str(workdir))
+    runs.train(config, str(workdir))
   assert _snapshot(workdir) == before
 
 
@@ -365,9 +368,7 @@ def test_every_checkpoint_damaged_is_a_clear_error_and_nothing_is_deleted(
 
 
 def _negative_elbo(config, params, images):
-  draw_config = experiment.validate(config)
-  graphdef = nnx.split(nnx.eval_shape(
-      lambda: experiment.create_model(draw_config, jax.random.key(0))))[0]
+  graphdef = train_state.graphdef(settings.parse(config).model)
   output = nnx.merge(graphdef, params)(images, jax.random.key(1))
   return np.asarray(objectives.negative_elbo(output, images).total)
 
@@ -415,11 +416,11 @@ def poisoned_loss(monkeypatch, data_dir):
   """
   config = _config('steps=10')
   splits = input_pipeline.load_splits(config.data.name, data_dir)
-  _, data_key, _ = experiment.run_keys(config.train.seed)
-  first_epoch = train.make_epoch_order(data_key, splits.train.shape[0],
-                                       experiment.make_mesh())(0)
-  index = int(train.batch_indices(POISONED_STEP - 1, first_epoch,
-                                  config.train.batch_size)[0])
+  _, data_key, _ = train_state.run_keys(config.train.seed)
+  first_epoch = input_pipeline.make_epoch_order(
+      data_key, splits.train.shape[0], sharding.make_mesh())(0)
+  index = int(input_pipeline.batch_indices(POISONED_STEP - 1, first_epoch,
+                                           config.train.batch_size)[0])
   poison = jnp.asarray(splits.train[index], jnp.float32)
   negative_elbo = objectives.negative_elbo
 
@@ -446,13 +447,13 @@ def test_nonfinite_gradient_stops_the_run_naming_its_step(
     tmp_path, data_dir, poisoned_loss):
   message = f'non-finite loss or gradient at step {POISONED_STEP} '
   with pytest.raises(train.NonFiniteLossError, match=message):
-    train.train_and_evaluate(_poison_config(data_dir, skip=False), str(tmp_path))
+    runs.train(_poison_config(data_dir, skip=False), str(tmp_path))
   assert _steps(tmp_path) == []
 
 
 def test_skip_nonfinite_updates_skips_and_counts_them(
     tmp_path, data_dir, poisoned_loss):
-  state = train.train_and_evaluate(_poison_config(data_dir, skip=True),
+  state = runs.train(_poison_config(data_dir, skip=True),
                                    str(tmp_path))
   assert int(state['step']) == 10
   assert train.skipped_updates(state['opt_state']) == 1
@@ -480,7 +481,7 @@ def test_unwritable_workdir_fails_at_start_up_before_training(
   config.data.dir = data_dir
   message = re.escape(f'workdir {blocker / "run"} is not writable')
   with pytest.raises(workdirs.WorkdirError, match=message):
-    train.train_and_evaluate(config, str(blocker / 'run'))
+    runs.train(config, str(blocker / 'run'))
   assert not compiled
   assert sorted(os.listdir(tmp_path)) == ['a_file']
 
@@ -574,14 +575,14 @@ def small_disk(tmp_path):
 
 
 def _fill(directory):
-  """Writes a file until the disk is full."""
-  with open(directory / 'filler', 'wb') as f:
-    try:
+  """Writes a file until the disk is full (it may be full already)."""
+  try:
+    with open(directory / 'filler', 'wb') as f:
       while True:
         f.write(b'\0' * 65536)
         f.flush()
-    except OSError as error:
-      assert error.errno == errno.ENOSPC
+  except OSError as error:
+    assert error.errno == errno.ENOSPC, error
 
 
 DISK_FULL = r'^error: the disk of workdir (\S+) (is full|has [\d.]+ MB free)'

@@ -12,13 +12,18 @@ import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
 
+import dataclasses
+
+import runs
 from configs import smoke
 from draw_jax import checkpoints
 from draw_jax import evaluate
-from draw_jax import experiment
 from draw_jax import input_pipeline
 from draw_jax import sampling
+from draw_jax import settings
+from draw_jax import sharding
 from draw_jax import train
+from draw_jax import train_state
 from draw_jax import workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -51,7 +56,7 @@ def _read_events(path):
 def trained(tmp_path_factory, data_dir):
   workdir = tmp_path_factory.mktemp('smoke')
   config = _config(data_dir)
-  state = train.train_and_evaluate(config, str(workdir))
+  state = runs.train(config, str(workdir))
   return config, workdir, state
 
 
@@ -79,13 +84,13 @@ def test_training_writes_every_artefact(trained):
 
 
 def test_resume_gives_the_same_parameters(tmp_path, data_dir):
-  straight = train.train_and_evaluate(
+  straight = runs.train(
       _config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
       str(tmp_path / 'straight'))
-  train.train_and_evaluate(
+  runs.train(
       _config(data_dir, num_steps=6, checkpoint_every=6, eval_every=100),
       str(tmp_path / 'resumed'))
-  resumed = train.train_and_evaluate(
+  resumed = runs.train(
       _config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
       str(tmp_path / 'resumed'))
   assert int(resumed['step']) == 12
@@ -94,14 +99,13 @@ def test_resume_gives_the_same_parameters(tmp_path, data_dir):
 
 
 def test_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, data_dir):
-  runs = [train.train_and_evaluate(_config(data_dir, num_steps=3, seed=seed,
-                                           eval_every=100),
-                                   str(tmp_path / f'run{i}'))
-          for i, seed in enumerate((0, 0, 1))]
-  for a, b in zip(_leaves(runs[0]), _leaves(runs[1])):
+  states = [runs.train(_config(data_dir, num_steps=3, seed=seed,
+                                eval_every=100), tmp_path / f'run{i}')
+            for i, seed in enumerate((0, 0, 1))]
+  for a, b in zip(_leaves(states[0]), _leaves(states[1])):
     np.testing.assert_array_equal(a, b)
   assert any(not np.array_equal(a, b)
-             for a, b in zip(_leaves(runs[0]), _leaves(runs[2])))
+             for a, b in zip(_leaves(states[0]), _leaves(states[2])))
 
 
 def test_eval_mode_iw_bound_is_no_worse_than_elbo(trained):
@@ -109,14 +113,14 @@ def test_eval_mode_iw_bound_is_no_worse_than_elbo(trained):
   config = _config(config.data.dir)
   config.eval.update(iw_samples=8, iw_examples=0, split='valid')
   trainers_own = (workdir / 'eval_20.json').read_text()
-  results = evaluate.evaluate(config, str(workdir))
+  results = runs.evaluate(config, workdir)
   assert np.isfinite(results['valid_neg_elbo'])
   assert np.isfinite(results['valid_iw8_nll'])
   assert results['valid_iw8_nll'] <= results['valid_neg_elbo']
   written = json.loads((workdir / 'eval_20_valid_iw8.json').read_text())
   assert written['valid_iw8_nll'] == pytest.approx(results['valid_iw8_nll'])
   # Evaluating again adds a file: neither result nor the trainer's is lost.
-  evaluate.evaluate(config, str(workdir))
+  runs.evaluate(config, workdir)
   assert (workdir / 'eval_20_valid_iw8_2.json').exists()
   assert json.loads((workdir / 'eval_20_valid_iw8.json').read_text()) == written
   assert (workdir / 'eval_20.json').read_text() == trainers_own
@@ -126,7 +130,7 @@ def test_sample_mode_writes_decodable_images(trained):
   config, workdir, _ = trained
   config = _config(config.data.dir)
   config.sample.num_samples = 100  # more than one GIF holds: chunked generation
-  paths = sampling.sample(config, str(workdir))
+  paths = runs.sample(config, workdir)
   assert set(paths) == {'grid', 'evolution', 'gif', 'reconstruction',
                         'read_filters', 'write_filters'}
   grid = iio.imread(paths['grid'])
@@ -136,16 +140,17 @@ def test_sample_mode_writes_decodable_images(trained):
 
 
 def test_batch_indices_cover_each_epoch_once():
-  mesh = experiment.make_mesh()
-  epoch_order = train.make_epoch_order(jax.random.key(0), 100, mesh)
+  mesh = sharding.make_mesh()
+  epoch_order = input_pipeline.make_epoch_order(jax.random.key(0), 100, mesh)
   first = epoch_order(0)
-  seen = np.concatenate([np.asarray(train.batch_indices(step, first, 10))
+  seen = np.concatenate([np.asarray(input_pipeline.batch_indices(step, first,
+                                                                 10))
                          for step in range(10)])
   np.testing.assert_array_equal(np.sort(seen), np.arange(100))
   # Step 10 starts epoch 1: a new shuffle, the same for the same key.
   assert not np.array_equal(np.asarray(epoch_order(1)), np.asarray(first))
   np.testing.assert_array_equal(epoch_order(1), epoch_order(1))
-  assert experiment.steps_per_epoch(105, 10) == 10
+  assert input_pipeline.steps_per_epoch(105, 10) == 10
 
 
 # ---- bad input: a clear error, and the workdir left as it was -------------
@@ -170,8 +175,8 @@ def _snapshot(directory):
 def test_bad_config_values_are_named(arg, message, data_dir, trained):
   _, workdir, _ = trained
   before = _snapshot(workdir)
-  with pytest.raises(experiment.ConfigError, match=message.replace('(', r'\(')):
-    train.train_and_evaluate(_config(data_dir, arg), str(workdir))
+  with pytest.raises(settings.ConfigError, match=message.replace('(', r'\(')):
+    runs.train(_config(data_dir, arg), str(workdir))
   assert _snapshot(workdir) == before
 
 
@@ -187,13 +192,13 @@ def test_incompatible_checkpoint_is_refused_and_kept(trained, data_dir):
   before = _snapshot(workdir)
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match='z_size: checkpoint has 8, config has 9'):
-    train.train_and_evaluate(_config(data_dir, 'z=9'), str(workdir))
+    runs.train(_config(data_dir, 'z=9'), str(workdir))
   assert _snapshot(workdir) == before
 
 
 def test_missing_data_names_the_file(tmp_path):
   with pytest.raises(input_pipeline.DataError, match='binarized_mnist'):
-    train.train_and_evaluate(_config(str(tmp_path / 'empty')), str(tmp_path / 'w'))
+    runs.train(_config(str(tmp_path / 'empty')), str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
 
@@ -219,27 +224,32 @@ def test_program_exits_nonzero_with_one_line(tmp_path, data_dir):
 # ---- the long-run recipe: epochs, schedule, timed checkpoints, init_from ----
 
 
-def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor():
-  config = smoke.get_config('epochs=3,batch=10')
-  assert experiment.total_steps(config.train, 105) == 30  # 10 whole batches
-  config.train.update(lr_schedule='cosine', warmup_steps=5, lr_end_fraction=0.1)
-  schedule = experiment.learning_rate_schedule(config.train, 30)
-  peak = config.train.learning_rate
+def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor(
+    data_dir, tmp_path):
+  run = settings.parse(smoke.get_config(
+      'epochs=3,batch=10,train.lr_schedule="cosine",train.warmup_steps=5,'
+      'train.lr_end_fraction=0.1'))
+  assert train.total_steps(run.train, 105) == 30  # 10 whole batches
+  schedule = train_state.learning_rate_schedule(run.train, 30)
+  peak = run.train.learning_rate
   assert float(schedule(0)) == 0.0
   assert float(schedule(5)) == pytest.approx(peak)
   assert float(schedule(30)) == pytest.approx(0.1 * peak)
   assert float(schedule(17)) < peak
-  config.train.num_epochs = 0
-  assert experiment.total_steps(config.train, 105) == config.train.num_steps
-  with pytest.raises(experiment.ConfigError,
+  by_steps = dataclasses.replace(run.train, num_epochs=0)
+  assert train.total_steps(by_steps, 105) == by_steps.num_steps
+  config = _config(data_dir, 'epochs=1,batch=10', warmup_steps=5)
+  config.data.max_examples = 50  # one epoch of 5 steps
+  with pytest.raises(settings.ConfigError,
                      match="warmup_steps=5 is not below the run's 5 steps"):
-    experiment.learning_rate_schedule(config.train, 5)
+    runs.train(config, tmp_path / 'w')
+  assert not (tmp_path / 'w').exists()
 
 
 def test_num_epochs_ends_the_run_after_whole_epochs(tmp_path, data_dir):
   config = _config(data_dir, 'epochs=2', eval_every=1000)
   config.data.max_examples = 100  # 6 steps of 16 per epoch
-  state = train.train_and_evaluate(config, str(tmp_path))
+  state = runs.train(config, str(tmp_path))
   assert int(state['step']) == 12
   assert (tmp_path / 'eval_12.json').exists()
 
@@ -247,13 +257,13 @@ def test_num_epochs_ends_the_run_after_whole_epochs(tmp_path, data_dir):
 def test_checkpoints_by_the_clock_as_well_as_by_step(tmp_path, data_dir):
   by_step = _config(data_dir, num_steps=6, checkpoint_every=1000,
                     eval_every=1000, keep_checkpoints=10)
-  train.train_and_evaluate(by_step, str(tmp_path / 'by_step'))
+  runs.train(by_step, str(tmp_path / 'by_step'))
   assert os.listdir(tmp_path / 'by_step' / 'checkpoints') == ['6']
   # A clock period shorter than a step: every step is checkpointed.
   by_clock = _config(data_dir, num_steps=6, checkpoint_every=1000,
                      eval_every=1000, keep_checkpoints=10,
                      checkpoint_every_minutes=1e-6)
-  train.train_and_evaluate(by_clock, str(tmp_path / 'by_clock'))
+  runs.train(by_clock, str(tmp_path / 'by_clock'))
   saved = {int(name) for name in os.listdir(tmp_path / 'by_clock' / 'checkpoints')
            if name.isdigit()}
   assert saved == set(range(1, 7))
@@ -262,7 +272,7 @@ def test_checkpoints_by_the_clock_as_well_as_by_step(tmp_path, data_dir):
 def test_eval_test_reports_the_test_split_at_each_evaluation(tmp_path, data_dir):
   config = _config(data_dir, num_steps=10, eval_every=5, eval_test=True)
   config.eval.iw_samples = 0  # else the end adds a test row with the IW NLL
-  train.train_and_evaluate(config, str(tmp_path))
+  runs.train(config, str(tmp_path))
   lines = [json.loads(line)
            for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [line['step'] for line in lines if 'test_neg_elbo' in line] == [5, 10]
@@ -274,7 +284,7 @@ def _build(config, workdir):
                                       config.data.max_examples)
   manager = checkpoints.make_manager(str(workdir), config.train.keep_checkpoints)
   try:
-    return train.build_training(config, splits, manager)
+    return train.build_training(settings.parse(config), splits, manager)
   finally:
     manager.close()
 
@@ -297,7 +307,7 @@ def test_init_from_starts_from_those_parameters_with_a_fresh_optimizer(
 def test_init_from_is_ignored_once_the_run_has_checkpoints(tmp_path, data_dir,
                                                            trained):
   _, source, _ = trained
-  own = train.train_and_evaluate(_config(data_dir, num_steps=3, eval_every=100),
+  own = runs.train(_config(data_dir, num_steps=3, eval_every=100),
                                  str(tmp_path))
   resumed = _build(_config(data_dir, init_from=str(source)), tmp_path)
   assert int(resumed.state['step']) == 3
@@ -315,7 +325,7 @@ def test_init_from_a_wrong_source_is_named(arg, error, message, trained,
   _, source, _ = trained
   init_from = str(source) if arg else str(tmp_path / 'nothing')
   with pytest.raises(error, match=message):
-    train.train_and_evaluate(_config(data_dir, arg, init_from=init_from),
+    runs.train(_config(data_dir, arg, init_from=init_from),
                              str(tmp_path / 'w'))
   assert not (tmp_path / 'w' / 'checkpoints').exists() or not os.listdir(
       tmp_path / 'w' / 'checkpoints')

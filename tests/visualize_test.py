@@ -1,5 +1,4 @@
 """Tests for draw_jax.visualize: grid layout, box geometry, GIF and PNG."""
-import warnings
 
 import imageio.v3 as iio
 import numpy as np
@@ -26,19 +25,6 @@ def _border_params(size, shape=()):
 
 def _coloured(image, colour):
   return np.all(image == colour, axis=-1)
-
-
-# ---- sigmoid ---------------------------------------------------------------
-
-
-def test_sigmoid_matches_formula_and_is_stable_at_extremes():
-  logits = np.array([-1000.0, -5.0, 0.0, 2.0, 1000.0])
-  with warnings.catch_warnings():
-    warnings.simplefilter('error')
-    probs = visualize.sigmoid(logits)
-  np.testing.assert_allclose(probs[1:4], 1.0 / (1.0 + np.exp(-logits[1:4])),
-                             rtol=1e-6)
-  assert probs[0] == 0.0 and probs[-1] == 1.0 and probs[2] == 0.5
 
 
 # ---- sample_grid -------------------------------------------------------------

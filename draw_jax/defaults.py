@@ -1,4 +1,4 @@
-"""Shared defaults for every draw_jax config; variants import and change them.
+"""The defaults of every config; configs/*.py import them and change a few.
 
 A config file takes an optional argument of comma-separated overrides, so one
 sweep point is one string:
@@ -14,6 +14,7 @@ import ast
 import ml_collections
 
 SHORT_NAMES = {
+    'glimpses': 'classifier.T',
     'T': 'model.T',
     'read': 'model.read_n',
     'write': 'model.write_n',
@@ -35,9 +36,8 @@ SHORT_NAMES = {
 def get_config(arg=None):
   """The paper's MNIST DRAW with attention; see configs/mnist_attn.py."""
   config = ml_collections.ConfigDict()
-  # 'generate': DRAW on the negative ELBO. 'classify': the paper's glimpse
-  # classifier (section 4.1), which reads model.T glimpses of model.read_n^2
-  # pixels with an LSTM of model.enc_size units.
+  # 'generate': DRAW (config.model) on the negative ELBO. 'classify': the
+  # paper's glimpse classifier (config.classifier, section 4.1).
   config.task = 'generate'
 
   config.model = ml_collections.ConfigDict(dict(
@@ -52,9 +52,15 @@ def get_config(arg=None):
       # 'full' (least memory: recompute all but the carry) or 'none'.
       remat='dots'))
 
+  # The glimpse classifier: an LSTM of hidden_size units reads T glimpses of
+  # glimpse x glimpse pixels, then a softmax names the class.
+  config.classifier = ml_collections.ConfigDict(dict(
+      T=8, hidden_size=256, glimpse=12,
+      compute_dtype='float32', scan_unroll=1, remat='dots'))
+
   config.data = ml_collections.ConfigDict(dict(
       # binarized_mnist | mnist (grey) | mnist_two_digit | cluttered_mnist |
-      # coloured_mnist | svhn | cifar10; see draw_jax/input_pipeline.py
+      # coloured_mnist | svhn | cifar10; see docs/data.md
       name='binarized_mnist',
       dir='',  # '' -> $DRAW_DATA_DIR -> tensorflow-datasets
       # '' -> the data set's default: none | dynamic | static | intensity

@@ -1,0 +1,87 @@
+"""The train state: step, parameters and optimizer state, as a plain dict.
+
+A plain dict of arrays is what Orbax saves and jit donates; the model's
+structure (its graphdef) is kept apart and merged back inside jitted code.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from draw_jax import sharding
+
+
+def run_keys(seed):
+  """Independent streams for init, data order and training noise."""
+  init_key, data_key, train_key = jax.random.split(jax.random.key(seed), 3)
+  return init_key, data_key, train_key
+
+
+def learning_rate_schedule(train, num_steps):
+  """Linear warm-up, then constant or cosine down to lr_end_fraction x peak."""
+  peak = train.learning_rate
+  if train.lr_schedule == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        0.0, peak, max(train.warmup_steps, 1), num_steps,
+        end_value=peak * train.lr_end_fraction)
+  if train.warmup_steps:
+    return optax.linear_schedule(0.0, peak, train.warmup_steps)
+  return optax.constant_schedule(peak)
+
+
+def create_optimizer(train, num_steps):
+  """Adam after global-norm clipping; optionally skips non-finite updates."""
+  optimizer = optax.chain(
+      optax.clip_by_global_norm(train.grad_clip_norm),
+      optax.adam(learning_rate_schedule(train, num_steps)))
+  if train.skip_nonfinite_updates:
+    # Skips (and counts) updates whose gradients hold a NaN or Inf.
+    optimizer = optax.apply_if_finite(optimizer, max_consecutive_errors=1 << 30)
+  return optimizer
+
+
+def graphdef(model_config):
+  """The model's structure, without allocating its parameters."""
+  abstract_model = nnx.eval_shape(
+      lambda: model_config.make_model(nnx.Rngs(jax.random.key(0))))
+  return nnx.split(abstract_model)[0]
+
+
+def _initial(model_config, optimizer, init_key):
+  params = nnx.to_pure_dict(
+      nnx.split(model_config.make_model(nnx.Rngs(init_key)))[1])
+  return dict(step=jnp.zeros((), jnp.int32), params=params,
+              opt_state=optimizer.init(params))
+
+
+def create(model_config, optimizer, init_key, mesh=None, abstract=False):
+  """A fresh state, built by jit straight into its replicated sharding.
+
+  Every process computes the same state from the same key, so a
+  multi-process run needs no broadcast. abstract=True: shapes and dtypes
+  only, nothing allocated.
+  """
+  if abstract:
+    return jax.eval_shape(lambda: _initial(model_config, optimizer, init_key))
+  return jax.jit(lambda: _initial(model_config, optimizer, init_key),
+                 out_shardings=sharding.replicated(mesh))()
+
+
+def abstract_params(model_config):
+  """{'step', 'params'} shapes: what eval, sample and init_from restore."""
+  state = create(model_config, optax.identity(), jax.random.key(0),
+                 abstract=True)
+  return dict(step=state['step'], params=state['params'])
+
+
+def from_params(params, step, optimizer, mesh):
+  """A train state holding params at step, with a fresh optimizer state."""
+  return jax.jit(
+      lambda params: dict(step=jnp.asarray(step, jnp.int32), params=params,
+                          opt_state=optimizer.init(params)),
+      out_shardings=sharding.replicated(mesh))(params)
+
+
+def parameter_count(params):
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))

@@ -4,6 +4,7 @@ Each checkpoint holds the train state and the model's shape (as JSON), so a
 workdir that belongs to another model is refused before anything is written.
 """
 import dataclasses
+import math
 import os
 import shutil
 from typing import Any
@@ -41,7 +42,8 @@ def checkpoint_dir(workdir):
 
 
 def _best_metric(metrics):
-  return metrics.get(BEST_METRIC, metrics.get(_OLD_BEST_METRIC))
+  """The step's validation objective; +inf for a step saved between evaluations."""
+  return metrics.get(BEST_METRIC, metrics.get(_OLD_BEST_METRIC, math.inf))
 
 
 def make_manager(workdir, keep_latest=3, read_only=False):
@@ -52,8 +54,11 @@ def make_manager(workdir, keep_latest=3, read_only=False):
           get_metric_fn=_best_metric, reverse=True,
           n=1, keep_checkpoints_without_metrics=False),
   ])
+  # best_fn makes Orbax write each step's metrics beside it, so the best
+  # checkpoint is still known (and kept) after a restart.
   options = ocp.CheckpointManagerOptions(
-      preservation_policy=policy, create=not read_only, read_only=read_only,
+      preservation_policy=policy, best_fn=_best_metric, best_mode='min',
+      create=not read_only, read_only=read_only,
       enable_async_checkpointing=True,
       todelete_subdir=None if read_only else DELETED_SUBDIR)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
@@ -87,7 +92,7 @@ def save(manager, step, state, model_config, metrics=None):
       args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),
           model_config=ocp.args.JsonSave(dataclasses.asdict(model_config))),
-      metrics=metrics)
+      metrics=metrics or {})
 
 
 def _saved_model_config(manager, step):

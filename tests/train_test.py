@@ -329,3 +329,20 @@ def test_init_from_a_wrong_source_is_named(arg, error, message, trained,
                              str(tmp_path / 'w'))
   assert not (tmp_path / 'w' / 'checkpoints').exists() or not os.listdir(
       tmp_path / 'w' / 'checkpoints')
+
+
+def test_the_best_checkpoint_is_known_from_the_disk_after_the_run(tmp_path,
+                                                                  data_dir):
+  runs.train(_config(data_dir, num_steps=6, eval_every=2, checkpoint_every=1,
+                     keep_checkpoints=1), tmp_path)
+  valid = {row['step']: row['valid_neg_elbo'] for row in map(
+      json.loads, (tmp_path / 'metrics.jsonl').read_text().splitlines())
+           if 'valid_neg_elbo' in row}
+  assert sorted(valid) == [2, 4, 6]
+  best = min(valid, key=valid.get)
+  # A new process (a resumed run, an export) reads the metrics from the disk.
+  manager = checkpoints.make_manager(str(tmp_path), read_only=True)
+  assert manager.best_step() == best
+  assert manager.metrics(best)[checkpoints.BEST_METRIC] == pytest.approx(
+      valid[best])
+  assert set(manager.all_steps()) == {best, 6}

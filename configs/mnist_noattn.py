@@ -5,7 +5,7 @@ whole canvas.
 
   python -m draw_jax.main --config=configs/mnist_noattn.py --workdir=/tmp/draw_noattn
 
-Measured (README.md, "Results"): a 30-minute run on one CPU core reached step
+Measured (docs/experiments.md): a 30-minute run on one CPU core reached step
 430 with test -ELBO 113.93 nats and importance-weighted NLL (K = 100, all
 10,000 test images) 107.04; still far from convergence.
 """

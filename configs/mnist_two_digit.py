@@ -4,8 +4,8 @@ Each scene pastes two MNIST digits at independent random positions, generated
 deterministically from the MNIST files (draw_jax/mnist_scenes.py) and
 binarized afresh each batch. 256-unit LSTMs and |z| = 100 as for MNIST, with
 12x12 read and write windows; T = 32 glimpses and batches of 64, which on a
-CPU learned far faster than T = 64, a 6x6 read and batches of 128 (README.md,
-The paper's other experiments: training loss 407 against 483 at step 800).
+CPU learned far faster than T = 64, a 6x6 read and batches of 128
+(docs/experiments.md: training loss 407 against 483 at step 800).
 
   python -m draw_jax.main --config=configs/mnist_two_digit.py --workdir=/tmp/draw_two
   python scripts/two_digit_attention.py --config=configs/mnist_two_digit.py --workdir=/tmp/draw_two

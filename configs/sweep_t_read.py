@@ -2,10 +2,11 @@
 
   python scripts/sweep.py --config=configs/mnist_attn.py \
     --sweep=configs/sweep_t_read.py --root=/tmp/sweep_t_read --parallel=2 \
-    --extra=--config.train.num_steps=300
+    --extra=--config.train.num_epochs=0 --extra=--config.train.num_steps=300 \
+    --extra=--config.train.warmup_steps=0
 
-Measured at 300 steps (README.md, "Scaling out"): 198-201 nats test -ELBO
-for every point, the early plateau.
+Measured at 300 steps (docs/scaling.md): 198-201 nats test -ELBO for every
+point, the early plateau.
 """
 from draw_jax import sweep
 

@@ -56,8 +56,8 @@ def _gaussian_filters(center, stride, sigma2, size, glimpse):
 
   Built as one flat row of N * size values and reshaped only at the end:
   vmapped over a batch it is then a 2-D array, on which XLA's CPU code runs
-  the exponential about three times faster than on [batch, N, size] (README,
-  Performance).
+  the exponential about three times faster than on [batch, N, size]
+  (docs/performance.md).
   """
   mu_N = filter_centres(center, stride, glimpse)
   pixels_NS = jnp.tile(jnp.arange(1, size + 1, dtype=jnp.float32), glimpse)
@@ -95,7 +95,7 @@ def read_with_filters(image, fx_NxA, fy_NxB, gamma):
   image_BxAxC = _with_channels(image)
   # F_Y x as one [N, B] @ [B, A*C] matmul, then F_X^T: XLA's CPU backend runs
   # these two products faster than the three-operand einsum, whose order of
-  # contraction transposes the image (README, Performance).
+  # contraction transposes the image (docs/performance.md).
   rows_NxAxC = _matmul_rows(fy_NxB, image_BxAxC)
   glimpse_NxNxC = jnp.einsum('iac,ja->ijc', rows_NxAxC, fx_NxA)
   glimpse_NxNxC = gamma * glimpse_NxNxC
@@ -137,7 +137,7 @@ def _spread_patch_backward(residuals, canvas_grad_BxAxC):
 
   JAX's own backward of the einsum is batched [N, A] x [A, B] products,
   which XLA's CPU backend runs slowly once vmapped over the batch; written
-  this way the training step is about 3% faster (README, Performance).
+  this way the training step is about 3% faster (docs/performance.md).
   tests/attention_test.py checks it against JAX's differentiation.
   """
   fy_NxB, patch_NxNxC, fx_NxA = residuals
@@ -160,8 +160,8 @@ def _patch_times_filters(patch_NxNxC, fx_NxA):
 
   Vmapped, this is a plain batched matmul, which XLA's CPU backend gives to
   YNNPACK; the einsum 'ijc,ja->iac' became a batched Eigen dot with both
-  operands contracted on their second axis, about 9 times slower (README,
-  Performance).
+  operands contracted on their second axis, about 9 times slower
+  (docs/performance.md).
   """
   glimpse, _, channels = patch_NxNxC.shape
   rows_NCxA = jnp.matmul(

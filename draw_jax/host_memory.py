@@ -5,9 +5,9 @@ glibc maps that as fresh memory and unmaps it when the step ends, and the
 next step takes a page fault on every 4 KiB page it touches: 37,000 faults a
 step. Where the kernel hands out transparent huge pages only when asked (THP
 mode 'madvise', common on servers), glibc's `glibc.malloc.hugetlb=1` tunable
-asks: the faults fall to about 630 a step and the step gets faster (README,
-Performance). glibc reads tunables once, when the process starts, so only
-the environment that launches Python can set it; the trainer and the
+asks: the faults fall to about 630 a step and the step gets faster
+(docs/performance.md). glibc reads tunables once, when the process starts, so
+only the environment that launches Python can set it; the trainer and the
 benchmark say when it is missing.
 """
 import os
@@ -44,4 +44,4 @@ def huge_page_hint(mode, environ=None):
     return None
   return (f'CPU steps run faster with GLIBC_TUNABLES={HUGE_PAGE_TUNABLE} in '
           'the environment: this kernel gives huge pages only on request '
-          '(README.md, Performance)')
+          '(docs/performance.md)')

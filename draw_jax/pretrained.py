@@ -81,6 +81,6 @@ def export_run(settings, workdir, out, step=None, commit='unknown'):
       test_examples=int(run.splits.test.shape[0]),
       test_subset_neg_elbo=subset_neg_elbo(evaluator, run.params,
                                            run.splits.test),
-      test_subset_examples=SUBSET_EXAMPLES)
+      test_subset_examples=min(SUBSET_EXAMPLES, int(run.splits.test.shape[0])))
   save(out, run.step, sharding.to_host(run.params), run.model_config, metadata)
   return read_metadata(out)

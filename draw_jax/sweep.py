@@ -63,9 +63,11 @@ def final_results(workdir):
     return json.load(f)
 
 
-def is_finished(workdir, num_steps):
+def is_finished(workdir):
+  """True once the run's final evaluation is at the last step of its length."""
   results = final_results(workdir)
-  return results is not None and results.get('step', -1) >= num_steps
+  return results is not None and results.get('step', -1) >= results.get(
+      'num_steps', float('inf'))
 
 
 def table_rows(points, workdirs):

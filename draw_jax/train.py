@@ -442,4 +442,5 @@ class _Loop:
       test = self._evaluate(state, step, 'test', self.iw_samples)
     if jax.process_index() == 0:
       with open(os.path.join(self.workdir, f'eval_{step}.json'), 'w') as f:
-        json.dump(dict(step=step, **valid, **test), f, indent=2)
+        json.dump(dict(step=step, num_steps=self.num_steps, **valid, **test), f,
+                  indent=2)

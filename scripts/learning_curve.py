@@ -96,7 +96,8 @@ def plot(records, path, title):
   values = [r[n] for r in records for n in ('valid_neg_elbo', 'test_neg_elbo')
             if n in r]
   low = min(values + [PAPER_BOUND]) - 2
-  axes.set_ylim(low, min(max(values + [95.0]), low + 60))
+  axes.set_ylim(low, min(max(values + [95.0]) + 3, low + 60))
+  axes.set_xlim(0, 310)
   axes.set_xlabel('epoch')
   axes.set_ylabel('−ELBO (nats)')
   axes.set_title(title)

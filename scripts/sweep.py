@@ -27,7 +27,7 @@ flags.DEFINE_string('sweep', None, 'A file whose get_sweep() lists the points.')
 flags.DEFINE_string('root', None, 'One workdir per point is made under it.')
 flags.DEFINE_integer('parallel', 1, 'Points run at the same time.')
 flags.DEFINE_multi_string('extra', [], 'More flags for every point, e.g. '
-                          '--extra=--config.train.num_steps=300.')
+                          '--extra=--config.train.num_epochs=1.')
 flags.DEFINE_bool('print_only', False, 'Print the commands instead of running.')
 flags.mark_flags_as_required(['config', 'sweep', 'root'])
 FLAGS = flags.FLAGS
@@ -39,20 +39,10 @@ def point_command(point, workdir):
           f'--workdir={workdir}', *FLAGS.extra]
 
 
-def _num_steps(point):
-  """The point's train.num_steps, from its config (the finished-point check)."""
-  config_module = runpy.run_path(FLAGS.config)
-  config = config_module['get_config'](sweep.config_argument(point))
-  for extra in FLAGS.extra:
-    if extra.startswith('--config.train.num_steps='):
-      return int(extra.split('=', 1)[1])
-  return config.train.num_steps
-
-
 def run_all(points, workdirs):
   """Runs the unfinished points, FLAGS.parallel at a time; returns failures."""
   waiting = [(p, w) for p, w in zip(points, workdirs)
-             if not sweep.is_finished(w, _num_steps(p))]
+             if not sweep.is_finished(w)]
   logging.info('%d of %d points to run', len(waiting), len(points))
   running, failed = [], []
   while waiting or running:

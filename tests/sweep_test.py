@@ -33,7 +33,8 @@ def test_point_names_and_arguments():
 def test_tables_hold_every_point(tmp_path):
   (tmp_path / 'a').mkdir()
   (tmp_path / 'a' / 'eval_10.json').write_text(
-      '{"step": 10, "valid_neg_elbo": 100.5, "test_neg_elbo": 101.25}')
+      '{"step": 10, "num_steps": 10, "valid_neg_elbo": 100.5, '
+      '"test_neg_elbo": 101.25}')
   # A later --mode=eval result is not the run's own final evaluation.
   (tmp_path / 'a' / 'eval_99_test_iw100.json').write_text(
       '{"step": 99, "test_neg_elbo": 1.0}')
@@ -45,8 +46,10 @@ def test_tables_hold_every_point(tmp_path):
   assert markdown[3].startswith('| 16 |  |')
   parsed = list(csv.DictReader(io.StringIO(sweep.csv_table(rows))))
   assert parsed[0]['test_neg_elbo'] == '101.25' and parsed[1]['step'] == ''
-  assert sweep.is_finished(str(tmp_path / 'a'), 10)
-  assert not sweep.is_finished(str(tmp_path / 'a'), 11)
+  assert sweep.is_finished(str(tmp_path / 'a'))
+  (tmp_path / 'b').mkdir()  # stopped by its time budget, before its end
+  (tmp_path / 'b' / 'eval_10.json').write_text('{"step": 10, "num_steps": 11}')
+  assert not sweep.is_finished(str(tmp_path / 'b'))
 
 
 def test_real_sweep_runs_each_point_once(tmp_path, data_dir):

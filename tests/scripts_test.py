@@ -1,0 +1,83 @@
+"""The campaign's scripts: the learning curve and the GPU script's CPU path."""
+import json
+import os
+import pathlib
+import subprocess
+import tarfile
+
+import pytest
+
+import script_modules
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+learning_curve = script_modules.load('learning_curve')
+
+
+def _write_run(workdir, rows):
+  workdir.mkdir()
+  (workdir / 'config.json').write_text(json.dumps(dict(train=dict(batch_size=128))))
+  (workdir / 'metrics.jsonl').write_text(
+      ''.join(json.dumps(row) + '\n' for row in rows) + '{"step": 9, "cut sh')
+
+
+def test_learning_curve_sums_wall_time_over_processes_and_merges_splits(
+    tmp_path):
+  _write_run(tmp_path / 'run', [
+      dict(step=100, train_loss=150.0, process_seconds=1800.0),
+      dict(step=390, valid_neg_elbo=120.0, epoch=1.0, process_seconds=3600.0),
+      dict(step=390, test_neg_elbo=119.0, epoch=1.0, process_seconds=3610.0),
+      # A new process, resumed from step 300: its clock starts again.
+      dict(step=390, valid_neg_elbo=118.0, epoch=1.0, process_seconds=900.0),
+      dict(step=780, valid_neg_elbo=110.0, epoch=2.0, process_seconds=1800.0),
+  ])
+  records = learning_curve.evaluations(
+      learning_curve.read_rows(tmp_path / 'run'), 128)
+  assert [r['step'] for r in records] == [390, 780]
+  # The later evaluation of a step wins; the test figure of that step stays.
+  assert records[0]['valid_neg_elbo'] == 118.0
+  assert records[0]['test_neg_elbo'] == 119.0
+  assert records[1]['wall_hours'] == pytest.approx((3610 + 1800) / 3600)
+  assert records[1]['images'] == 780 * 128
+  table = learning_curve.markdown_table(records).splitlines()
+  assert table[2] == '| 390 | 1.0 | 49,920 | 1.25 | 118.00 | 119.00 |'
+  assert table[3].endswith('| 110.00 |  |')
+
+
+def test_learning_curve_replaces_only_its_section(tmp_path):
+  _write_run(tmp_path / 'run', [
+      dict(step=390, valid_neg_elbo=120.0, epoch=1.0, process_seconds=60.0)])
+  page = tmp_path / 'results.md'
+  start, end = learning_curve.CURVE_MARKERS
+  page.write_text(f'before\n{start}\nold table\n{end}\nafter\n')
+  learning_curve.main([f'--workdir={tmp_path / "run"}', f'--markdown={page}',
+                       f'--png={tmp_path / "curve.png"}'])
+  text = page.read_text()
+  assert text.startswith('before\n') and text.endswith('after\n')
+  assert 'old table' not in text and '| 390 | 1.0 |' in text
+  assert (tmp_path / 'curve.png').stat().st_size > 1000
+  (tmp_path / 'plain.md').write_text('no markers here')
+  with pytest.raises(SystemExit, match='no <!-- learning-curve:start'):
+    learning_curve.main([f'--workdir={tmp_path / "run"}',
+                         f'--markdown={tmp_path / "plain.md"}'])
+
+
+def test_gpu_script_cpu_path_brings_back_its_files(tmp_path, data_dir):
+  out = tmp_path / 'out'
+  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
+  completed = subprocess.run(
+      ['bash', 'scripts/reproduce_on_gpu.sh', '--smoke', str(out), '0.2'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
+  files = sorted(path.name for path in out.iterdir())
+  assert files == ['benchmark.json', 'eval.json', 'log.txt',
+                   'pretrained_mnist_attn.tar.gz', 'samples.png', 'timing.json']
+  assert all((out / name).stat().st_size < 16 << 20 for name in files)
+  timing = json.loads((out / 'timing.json').read_text())
+  assert timing['epochs'] == 2 and timing['compile_sec'] > 0
+  assert timing['training_images_per_sec_median'] > 0
+  assert json.loads((out / 'eval.json').read_text())['step'] == 8
+  with tarfile.open(out / 'pretrained_mnist_attn.tar.gz') as tar:
+    names = tar.getnames()
+    metadata = json.load(tar.extractfile('mnist_attn/pretrained.json'))
+  assert any(name.startswith('mnist_attn/checkpoints/') for name in names)
+  assert metadata['test_subset_examples'] == 64  # all of the smoke test split

@@ -290,20 +290,29 @@ def test_kill_9_at_random_moments_then_restart_matches_uninterrupted_run(
   assert all('step' in line for line in _metrics_lines(workdir))
 
 
+# No periodic checkpoint within reach: only a signal can have saved.
+LONG_FLAGS = ('--config=configs/smoke.py:steps=100000',
+              '--config.train.checkpoint_every=100000', *QUICK_FLAGS)
+
+
+def _stopped_by(signum, workdir, data_dir, compile_cache, seed):
+  """Sends signum once training is under way; returns (status, log, step)."""
+  with _Trainer(workdir, LONG_FLAGS, data_dir, compile_cache) as trainer:
+    assert trainer.wait_for(PROGRESS), trainer.log
+    time.sleep(random.Random(seed).uniform(0.0, 0.5))
+    trainer.process.send_signal(signum)
+    returncode = trainer.wait(60)
+  name = signal.Signals(signum).name
+  stopped = re.search(rf'{name}: checkpointed step (\d+); exiting', trainer.log)
+  assert stopped, trainer.log
+  return returncode, trainer.log, int(stopped.group(1))
+
+
 def test_sigterm_checkpoints_the_step_it_reached_and_exits(
     tmp_path, data_dir, compile_cache):
-  # Periodic checkpoints are out of reach, so only SIGTERM can have saved.
-  flags = ('--config=configs/smoke.py:steps=100000',
-           '--config.train.checkpoint_every=100000', *QUICK_FLAGS)
-  with _Trainer(tmp_path, flags, data_dir, compile_cache) as trainer:
-    assert trainer.wait_for(PROGRESS), trainer.log
-    time.sleep(random.Random(3).uniform(0.0, 0.5))
-    trainer.process.send_signal(signal.SIGTERM)
-    returncode = trainer.wait(60)
-  assert returncode == 0, trainer.log
-  stopped = re.search(r'SIGTERM: checkpointed step (\d+); exiting', trainer.log)
-  assert stopped, trainer.log
-  step = int(stopped.group(1))
+  returncode, log, step = _stopped_by(signal.SIGTERM, tmp_path, data_dir,
+                                      compile_cache, seed=3)
+  assert returncode == 0, log
   assert 5 <= step < 100000
   assert _steps(tmp_path) == [step]
   state = _restore(tmp_path, step, _config('steps=100000'))
@@ -488,11 +497,6 @@ def test_unwritable_workdir_fails_at_start_up_before_training(
 
 # ---- Ctrl-C, a full disk, and two trainers on one workdir ------------------
 
-# No periodic checkpoint within reach: only a signal can have saved.
-LONG_FLAGS = ('--config=configs/smoke.py:steps=100000',
-              '--config.train.checkpoint_every=100000', *QUICK_FLAGS)
-
-
 def _run_alone_to(step, tmp_path, data_dir, compile_cache):
   """An uninterrupted run of LONG_FLAGS' model that ends at step."""
   workdir = tmp_path / f'alone_to_{step}'
@@ -505,16 +509,10 @@ def _run_alone_to(step, tmp_path, data_dir, compile_cache):
 def test_ctrl_c_checkpoints_the_step_it_reached_without_a_traceback(
     tmp_path, data_dir, compile_cache):
   workdir = tmp_path / 'interrupted'
-  with _Trainer(workdir, LONG_FLAGS, data_dir, compile_cache) as trainer:
-    assert trainer.wait_for(PROGRESS), trainer.log
-    time.sleep(random.Random(5).uniform(0.0, 0.5))
-    trainer.process.send_signal(signal.SIGINT)
-    returncode = trainer.wait(60)
-  assert returncode == 0, trainer.log
-  assert 'Traceback' not in trainer.log and 'KeyboardInterrupt' not in trainer.log
-  stopped = re.search(r'SIGINT: checkpointed step (\d+); exiting', trainer.log)
-  assert stopped, trainer.log
-  step = int(stopped.group(1))
+  returncode, log, step = _stopped_by(signal.SIGINT, workdir, data_dir,
+                                      compile_cache, seed=5)
+  assert returncode == 0, log
+  assert 'Traceback' not in log and 'KeyboardInterrupt' not in log
   assert _steps(workdir) == [step]
   # The same command resumes there; it ends where a run alone ends.
   resumed_to = (f'--config=configs/smoke.py:steps={step + 10}', *LONG_FLAGS[1:])

@@ -28,18 +28,21 @@ TIMEOUT_S = 240
 
 
 def _env(data_dir, devices=None):
-  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)
+  # The suite's compile flags (conftest.py) stay; the device count is ours.
+  flags = [flag for flag in os.environ.get('XLA_FLAGS', '').split()
+           if not flag.startswith('--xla_force_host_platform_device_count')]
   if devices:
-    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
-  return env
+    flags.append(f'--xla_force_host_platform_device_count={devices}')
+  return dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu',
+              XLA_FLAGS=' '.join(flags))
 
 
 def _command(workdir, steps=STEPS, extra=()):
   return [sys.executable, '-m', 'draw_jax.main',
           f'--config=configs/smoke.py:steps={steps}',
           '--config.train.eval_every=1000', '--config.train.checkpoint_every=3',
-          '--config.sample.outputs=grid', f'--workdir={workdir}', *extra]
+          '--config.sample.outputs=grid', '--config.data.max_examples=1000',
+          f'--workdir={workdir}', *extra]
 
 
 def _train(workdir, data_dir, devices=None, steps=STEPS):
@@ -73,19 +76,26 @@ def one_device(tmp_path_factory, data_dir):
   return _params(workdir, data_dir)
 
 
-def test_eight_devices_match_one(one_device, tmp_path, data_dir):
+@pytest.fixture(scope='module')
+def eight_devices(tmp_path_factory, data_dir):
+  """(workdir, stderr) of a straight run on 8 devices."""
+  workdir = tmp_path_factory.mktemp('eight_devices')
+  return workdir, _train(workdir, data_dir, devices=8).stderr
+
+
+def test_eight_devices_match_one(one_device, eight_devices, data_dir):
+  workdir, log = eight_devices
+  assert 'on 8 cpu device(s)' in log
+  _assert_close(one_device, _params(workdir, data_dir))
+
+
+def test_eight_device_resume_matches_straight_run(eight_devices, tmp_path,
+                                                  data_dir):
+  _train(tmp_path, data_dir, devices=8, steps=STEPS // 2)
   result = _train(tmp_path, data_dir, devices=8)
-  assert 'on 8 cpu device(s)' in result.stderr
-  _assert_close(one_device, _params(tmp_path, data_dir))
-
-
-def test_eight_device_resume_matches_straight_run(tmp_path, data_dir):
-  _train(tmp_path / 'straight', data_dir, devices=8)
-  _train(tmp_path / 'resumed', data_dir, devices=8, steps=STEPS // 2)
-  result = _train(tmp_path / 'resumed', data_dir, devices=8)
   assert f'resuming at step {STEPS // 2}' in result.stderr
-  for a, b in zip(_params(tmp_path / 'straight', data_dir),
-                  _params(tmp_path / 'resumed', data_dir)):
+  for a, b in zip(_params(eight_devices[0], data_dir),
+                  _params(tmp_path, data_dir)):
     np.testing.assert_array_equal(a, b)
 
 
@@ -104,8 +114,11 @@ def test_two_processes_of_four_devices_match_one(one_device, tmp_path,
   env = dict(_env(data_dir, devices=4), JAX_COMPILATION_CACHE_DIR=str(cache_dir))
   processes = [
       subprocess.Popen(
+          # No IW bound at the end: only the parameters are compared, and
+          # these processes compile everything afresh.
           _command(tmp_path, extra=(f'--coordinator_address=localhost:{port}',
-                                    '--num_processes=2', f'--process_id={i}')),
+                                    '--num_processes=2', f'--process_id={i}',
+                                    '--config.eval.iw_samples=0')),
           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
           text=True)
       for i in range(2)]

@@ -36,8 +36,10 @@ def test_scan_equals_python_loop(use_attention):
   output = model(images, key)
   noise = jax.random.normal(key, (model.config.T, 3, model.config.z_size))
   state = model.initial_state(3)
+  # Compiled once, not dispatched op by op: the loop is still Python's.
+  step = nnx.jit(lambda model, state, noise: model.step(state, images, noise))
   for t in range(model.config.T):
-    state, per_step = model.step(state, images, noise[t])
+    state, per_step = step(model, state, noise[t])
     np.testing.assert_allclose(output.canvas_logits_per_step[t],
                                per_step['canvas_logits'].reshape(images.shape),
                                rtol=1e-5, atol=1e-5)

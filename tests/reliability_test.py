@@ -2,9 +2,9 @@
 
 Most tests run the real program, `python -m draw_jax.main`, on the smoke
 config in separate processes and compare its checkpoints bit for bit with an
-uninterrupted run of the same command (issue 7). The processes share a JAX
-compilation cache, except the one that checks determinism, which compiles
-afresh.
+uninterrupted run of the same command (issue 7). The processes share the
+suite's JAX compilation cache, except the one that checks determinism, which
+compiles afresh.
 """
 import errno
 import json
@@ -40,7 +40,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 40
 # Evaluation and sampling only at the end, and small, so training dominates.
 QUICK_FLAGS = ('--config.train.eval_every=100000', '--config.eval.iw_samples=0',
-               '--config.sample.outputs=grid', '--config.sample.num_samples=4')
+               '--config.sample.outputs=grid', '--config.sample.num_samples=4',
+               '--config.data.max_examples=1000')
 COMMAND = (f'--config=configs/smoke.py:steps={STEPS}',
            '--config.train.checkpoint_every=2', *QUICK_FLAGS)
 PROCESS_TIMEOUT = 180  # seconds for one process; a loaded CPU is slow
@@ -200,9 +201,9 @@ def _metrics_lines(workdir):
 
 
 @pytest.fixture(scope='module')
-def compile_cache(tmp_path_factory):
-  """A JAX compilation cache for the processes of this module."""
-  return tmp_path_factory.mktemp('jax_compilation_cache')
+def compile_cache():
+  """The suite's JAX compilation cache (conftest.py): other tests fill it too."""
+  return pathlib.Path(os.environ['JAX_COMPILATION_CACHE_DIR'])
 
 
 @pytest.fixture(scope='module')
@@ -221,9 +222,10 @@ def reference(tmp_path_factory, data_dir, compile_cache):
 def test_same_command_in_two_processes_gives_identical_parameters(
     tmp_path, data_dir, reference):
   # Compiled afresh, not from the cache the reference run filled.
-  returncode, log = _run(tmp_path, COMMAND, data_dir)
+  returncode, log = _run(tmp_path / 'run', COMMAND, data_dir,
+                         compile_cache=tmp_path / 'empty_cache')
   assert returncode == 0, log
-  _assert_same_state(tmp_path, reference)
+  _assert_same_state(tmp_path / 'run', reference)
 
 
 def _temporary_dirs(workdir):
@@ -629,6 +631,8 @@ def test_a_second_trainer_on_the_workdir_is_refused(tmp_path, data_dir,
   workdir = tmp_path / 'shared'
   with _Trainer(workdir, LONG_FLAGS, data_dir, compile_cache) as first:
     assert first.wait_for(PROGRESS), first.log
+    # Paused, it still holds the lock, and the run alone below stays short.
+    first.process.send_signal(signal.SIGSTOP)
     returncode, log = _run(workdir, LONG_FLAGS, data_dir, compile_cache)
     assert returncode == 1, log
     assert 'Traceback' not in log
@@ -636,6 +640,7 @@ def test_a_second_trainer_on_the_workdir_is_refused(tmp_path, data_dir,
                      rf'{first.process.pid} on \S+; wait for that run', log,
                      re.M), log
     assert first.process.poll() is None  # the first goes on, undisturbed
+    first.process.send_signal(signal.SIGCONT)
     first.process.send_signal(signal.SIGTERM)
     assert first.wait(60) == 0, first.log
   step = int(re.search(r'SIGTERM: checkpointed step (\d+)', first.log).group(1))

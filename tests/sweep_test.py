@@ -59,7 +59,8 @@ def test_real_sweep_runs_each_point_once(tmp_path, data_dir):
   command = [sys.executable, 'scripts/sweep.py', '--config=configs/smoke.py',
              f'--sweep={tmp_path / "two_points.py"}', f'--root={tmp_path / "runs"}',
              '--parallel=2', '--extra=--config.train.num_steps=2',
-             '--extra=--config.sample.outputs=grid']
+             '--extra=--config.sample.outputs=grid',
+             '--extra=--config.data.max_examples=1000']
   env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
   first = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=300)

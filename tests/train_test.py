@@ -36,6 +36,15 @@ def _config(data_dir, arg=None, **train_fields):
   return config
 
 
+def _quick_config(data_dir, arg=None, **train_fields):
+  """_config for tests about training alone: its end-of-run work kept small."""
+  config = _config(data_dir, arg, **train_fields)
+  config.data.max_examples = 1000  # evaluating 2 x 10,000 images is seconds
+  config.eval.iw_samples = 0
+  config.sample.outputs = 'grid'
+  return config
+
+
 def _leaves(state):
   return [np.asarray(leaf) for leaf in jax.tree.leaves(state['params'])]
 
@@ -85,13 +94,13 @@ def test_training_writes_every_artefact(trained):
 
 def test_resume_gives_the_same_parameters(tmp_path, data_dir):
   straight = runs.train(
-      _config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
+      _quick_config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
       str(tmp_path / 'straight'))
   runs.train(
-      _config(data_dir, num_steps=6, checkpoint_every=6, eval_every=100),
+      _quick_config(data_dir, num_steps=6, checkpoint_every=6, eval_every=100),
       str(tmp_path / 'resumed'))
   resumed = runs.train(
-      _config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
+      _quick_config(data_dir, num_steps=12, checkpoint_every=6, eval_every=100),
       str(tmp_path / 'resumed'))
   assert int(resumed['step']) == 12
   for a, b in zip(_leaves(straight), _leaves(resumed)):
@@ -99,8 +108,8 @@ def test_resume_gives_the_same_parameters(tmp_path, data_dir):
 
 
 def test_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, data_dir):
-  states = [runs.train(_config(data_dir, num_steps=3, seed=seed,
-                                eval_every=100), tmp_path / f'run{i}')
+  states = [runs.train(_quick_config(data_dir, num_steps=3, seed=seed,
+                                      eval_every=100), tmp_path / f'run{i}')
             for i, seed in enumerate((0, 0, 1))]
   for a, b in zip(_leaves(states[0]), _leaves(states[1])):
     np.testing.assert_array_equal(a, b)
@@ -111,6 +120,7 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, data_dir)
 def test_eval_mode_iw_bound_is_no_worse_than_elbo(trained):
   config, workdir, _ = trained
   config = _config(config.data.dir)
+  config.data.max_examples = 500  # iw_examples=0: all of this 500-image split
   config.eval.update(iw_samples=8, iw_examples=0, split='valid')
   trainers_own = (workdir / 'eval_20.json').read_text()
   results = runs.evaluate(config, workdir)
@@ -255,14 +265,14 @@ def test_num_epochs_ends_the_run_after_whole_epochs(tmp_path, data_dir):
 
 
 def test_checkpoints_by_the_clock_as_well_as_by_step(tmp_path, data_dir):
-  by_step = _config(data_dir, num_steps=6, checkpoint_every=1000,
-                    eval_every=1000, keep_checkpoints=10)
+  by_step = _quick_config(data_dir, num_steps=6, checkpoint_every=1000,
+                          eval_every=1000, keep_checkpoints=10)
   runs.train(by_step, str(tmp_path / 'by_step'))
   assert os.listdir(tmp_path / 'by_step' / 'checkpoints') == ['6']
   # A clock period shorter than a step: every step is checkpointed.
-  by_clock = _config(data_dir, num_steps=6, checkpoint_every=1000,
-                     eval_every=1000, keep_checkpoints=10,
-                     checkpoint_every_minutes=1e-6)
+  by_clock = _quick_config(data_dir, num_steps=6, checkpoint_every=1000,
+                           eval_every=1000, keep_checkpoints=10,
+                           checkpoint_every_minutes=1e-6)
   runs.train(by_clock, str(tmp_path / 'by_clock'))
   saved = {int(name) for name in os.listdir(tmp_path / 'by_clock' / 'checkpoints')
            if name.isdigit()}
@@ -270,8 +280,8 @@ def test_checkpoints_by_the_clock_as_well_as_by_step(tmp_path, data_dir):
 
 
 def test_eval_test_reports_the_test_split_at_each_evaluation(tmp_path, data_dir):
-  config = _config(data_dir, num_steps=10, eval_every=5, eval_test=True)
-  config.eval.iw_samples = 0  # else the end adds a test row with the IW NLL
+  # No IW bound: else the end adds a test row with the IW NLL.
+  config = _quick_config(data_dir, num_steps=10, eval_every=5, eval_test=True)
   runs.train(config, str(tmp_path))
   lines = [json.loads(line)
            for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
@@ -307,7 +317,7 @@ def test_init_from_starts_from_those_parameters_with_a_fresh_optimizer(
 def test_init_from_is_ignored_once_the_run_has_checkpoints(tmp_path, data_dir,
                                                            trained):
   _, source, _ = trained
-  own = runs.train(_config(data_dir, num_steps=3, eval_every=100),
+  own = runs.train(_quick_config(data_dir, num_steps=3, eval_every=100),
                                  str(tmp_path))
   resumed = _build(_config(data_dir, init_from=str(source)), tmp_path)
   assert int(resumed.state['step']) == 3

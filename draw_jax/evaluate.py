@@ -27,25 +27,26 @@ class Evaluator:
     self._mesh = mesh
     self._binarization = binarization
     self._settings = eval_settings
-    # Evaluation noise is fixed, so two evaluations of one model agree.
+    # Evaluation noise is fixed, so two evaluations of one model agree; an
+    # argument of the programs, not a constant, so seeds share one compile.
     self._key = jax.random.fold_in(jax.random.key(seed), 0xE7A1)
     replicated = sharding.replicated(mesh)
     self._terms_batch = jax.jit(
-        self._terms_sums, static_argnums=3, out_shardings=replicated)
+        self._terms_sums, static_argnums=4, out_shardings=replicated)
     self._iw_batch = jax.jit(
-        self._iw_sum, static_argnums=(3, 4), out_shardings=replicated)
+        self._iw_sum, static_argnums=(4, 5), out_shardings=replicated)
 
   @property
   def has_iw_bound(self):
     return hasattr(self.model_config.model_class, 'importance_weighted_nll')
 
-  def _batch(self, data, batch_index, batch_size):
+  def _batch(self, data, eval_key, batch_index, batch_size):
     batch = jax.tree.map(
         lambda split: jax.lax.with_sharding_constraint(
             jax.lax.dynamic_slice_in_dim(split, batch_index * batch_size,
                                          batch_size),
             sharding.batch_sharded(self._mesh)), data)
-    key = jax.random.fold_in(self._key, batch_index)
+    key = jax.random.fold_in(eval_key, batch_index)
     images = input_pipeline.binarize(batch['images'], self._binarization,
                                      jax.random.fold_in(key, 1))
     return images, batch.get('labels'), key
@@ -53,17 +54,19 @@ class Evaluator:
   def _valid_mask(self, batch_index, batch_size, count):
     return (batch_index * batch_size + jnp.arange(batch_size)) < count
 
-  def _terms_sums(self, params, data, batch_index, batch_size, count):
-    images, labels, key = self._batch(data, batch_index, batch_size)
+  def _terms_sums(self, params, data, eval_key, batch_index, batch_size,
+                  count):
+    images, labels, key = self._batch(data, eval_key, batch_index, batch_size)
     model = nnx.merge(self._graphdef, params)
     terms = model.per_example_terms(images, labels, key)
     mask = self._valid_mask(batch_index, batch_size, count)
     return {name: jnp.sum(jnp.where(mask, value, 0.0))
             for name, value in terms.items()}
 
-  def _iw_sum(self, params, images, batch_index, batch_size, num_samples,
-              count):
-    binary, _, key = self._batch(dict(images=images), batch_index, batch_size)
+  def _iw_sum(self, params, images, eval_key, batch_index, batch_size,
+              num_samples, count):
+    binary, _, key = self._batch(dict(images=images), eval_key, batch_index,
+                                 batch_size)
     model = nnx.merge(self._graphdef, params)
     nll = model.importance_weighted_nll(binary, key, num_samples,
                                         self._settings.iw_samples_per_pass)
@@ -81,7 +84,8 @@ class Evaluator:
       # Summed on the host: an eager op on arrays that span processes is a
       # program of its own that every process must launch in step.
       sums = sharding.to_host(
-          self._terms_batch(params, on_devices, batch_index, batch_size, count))
+          self._terms_batch(params, on_devices, self._key, batch_index,
+                            batch_size, count))
       for name, value in sums.items():
         totals[name] = totals.get(name, 0.0) + float(value)
     return {name: value / count for name, value in totals.items()}
@@ -98,7 +102,8 @@ class Evaluator:
     started = time.time()
     for batch_index in range(num_batches):
       total += float(sharding.to_host(self._iw_batch(
-          params, on_devices, batch_index, batch_size, num_samples, count)))
+          params, on_devices, self._key, batch_index, batch_size, num_samples,
+          count)))
       _log_progress(f'IW bound, K = {num_samples}', batch_index + 1,
                     num_batches, time.time() - started)
     return total / count, count

@@ -6,6 +6,8 @@ epoch's shuffle and binarizes it there, so nothing is copied from the host
 per step. Evaluation pads a split to whole batches and can take an evenly
 strided subset of it.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,10 +137,11 @@ def make_epoch_order(data_key, num_examples, mesh):
   Made once per epoch rather than in every step: a 50,000-element shuffle
   costs a step about as much as a small model's whole update.
   """
-  return jax.jit(
-      lambda epoch: jax.random.permutation(jax.random.fold_in(data_key, epoch),
-                                           num_examples),
+  shuffle = jax.jit(  # the key as an argument: one program for every seed
+      lambda key, epoch: jax.random.permutation(jax.random.fold_in(key, epoch),
+                                                num_examples),
       out_shardings=sharding.replicated(mesh))
+  return functools.partial(shuffle, data_key)
 
 
 def batch_indices(step, epoch_order, batch_size):

@@ -34,8 +34,12 @@ class NonFiniteLossError(RuntimeError):
   """The loss or a gradient became NaN or Inf; the message names the step."""
 
 
-def make_train_step(graphdef, optimizer, mesh, settings, train_key):
-  """The jitted step: gathers its batch on the device, donates the state."""
+def make_train_step(graphdef, optimizer, mesh, settings):
+  """The jitted step: gathers its batch on the device, donates the state.
+
+  The training key is an argument, not a constant: runs that differ only in
+  their seed share one compiled step (and the persistent compilation cache).
+  """
   batch_size = settings.train.batch_size
   binarization = settings.data.binarization
 
@@ -45,7 +49,7 @@ def make_train_step(graphdef, optimizer, mesh, settings, train_key):
              model.per_example_terms(images, labels, key).items()}
     return terms.pop(model.LOSS), terms
 
-  def train_step(state, data, epoch_order):
+  def train_step(state, data, epoch_order, train_key):
     step = state['step']
     indices = input_pipeline.batch_indices(step, epoch_order, batch_size)
     batch = jax.tree.map(
@@ -66,7 +70,7 @@ def make_train_step(graphdef, optimizer, mesh, settings, train_key):
     return dict(step=step + 1, params=params, opt_state=opt_state), step_metrics
 
   replicated = sharding.replicated(mesh)
-  return jax.jit(train_step, in_shardings=(replicated,) * 3,
+  return jax.jit(train_step, in_shardings=(replicated,) * 4,
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
@@ -78,7 +82,8 @@ class Training:
   graphdef: object
   state: dict
   train_data: dict  # the whole train split (images, labels), on the devices
-  train_step: Callable  # (state, train_data, epoch_order) -> (state, metrics)
+  train_step: Callable  # (state, train_data, epoch_order, train_key) -> (state, metrics)
+  train_key: jax.Array
   epoch_order: Callable  # epoch -> shuffled indices
   steps_per_epoch: int
   num_steps: int  # where the run ends: train.num_epochs or train.num_steps
@@ -121,8 +126,8 @@ def build_training(settings, splits, manager=None):
       model_config=model_config, mesh=mesh, graphdef=graphdef, state=state,
       train_data=input_pipeline.on_devices(splits.train, splits.train_labels,
                                            mesh),
-      train_step=make_train_step(graphdef, optimizer, mesh, settings,
-                                 train_key),
+      train_step=make_train_step(graphdef, optimizer, mesh, settings),
+      train_key=train_key,
       epoch_order=input_pipeline.make_epoch_order(data_key, num_examples, mesh),
       steps_per_epoch=input_pipeline.steps_per_epoch(num_examples,
                                                      train.batch_size),
@@ -341,8 +346,8 @@ class _Loop:
         if step // training.steps_per_epoch != epoch:
           epoch = step // training.steps_per_epoch
           epoch_order = training.epoch_order(epoch)
-        state, step_metrics = training.train_step(state, training.train_data,
-                                                  epoch_order)
+        state, step_metrics = training.train_step(
+            state, training.train_data, epoch_order, training.train_key)
         step += 1
         if pending is not None:
           self._absorb(pending, progress)

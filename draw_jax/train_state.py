@@ -64,8 +64,8 @@ def create(model_config, optimizer, init_key, mesh=None, abstract=False):
   """
   if abstract:
     return jax.eval_shape(lambda: _initial(model_config, optimizer, init_key))
-  return jax.jit(lambda: _initial(model_config, optimizer, init_key),
-                 out_shardings=sharding.replicated(mesh))()
+  return jax.jit(lambda key: _initial(model_config, optimizer, key),
+                 out_shardings=sharding.replicated(mesh))(init_key)
 
 
 def abstract_params(model_config):

@@ -99,35 +99,40 @@ def build_training(settings):
   return train.build_training(settings, splits), splits
 
 
-def compile_step(train_step, state, train_data, epoch_order):
+def step_inputs(training):
+  """The step's arguments after the state: (train data, epoch order, key)."""
+  return training.train_data, training.epoch_order(0), training.train_key
+
+
+def compile_step(train_step, state, inputs):
   """(compiled, lower seconds, lower + compile seconds) of the jitted step."""
   start = time.perf_counter()
-  lowered = train_step.lower(state, train_data, epoch_order)
+  lowered = train_step.lower(state, *inputs)
   lowered_at = time.perf_counter()
   compiled = lowered.compile()
   return compiled, lowered_at - start, time.perf_counter() - start
 
 
-def time_training(compiled, state, train_data, epoch_order, warmup, steps):
+def time_training(compiled, state, inputs, warmup, steps):
   """Seconds of each timed step, each blocked on; returns (state, metrics, times)."""
   step_metrics = None
   for _ in range(warmup):
-    state, step_metrics = compiled(state, train_data, epoch_order)
+    state, step_metrics = compiled(state, *inputs)
     jax.block_until_ready((state, step_metrics))
   times = []
   for _ in range(steps):
     start = time.perf_counter()
-    state, step_metrics = compiled(state, train_data, epoch_order)
+    state, step_metrics = compiled(state, *inputs)
     jax.block_until_ready((state, step_metrics))
     times.append(time.perf_counter() - start)
   return state, step_metrics, times
 
 
-def time_pipelined(compiled, state, train_data, epoch_order, steps):
+def time_pipelined(compiled, state, inputs, steps):
   """Seconds per step when steps are dispatched back to back, as the trainer does."""
   start = time.perf_counter()
   for _ in range(steps):
-    state, step_metrics = compiled(state, train_data, epoch_order)
+    state, step_metrics = compiled(state, *inputs)
   jax.block_until_ready((state, step_metrics))
   return state, (time.perf_counter() - start) / steps
 
@@ -170,8 +175,7 @@ def xla_train_flops(settings, training, splits, compiled):
       settings, model=dataclasses.replace(settings.model, scan_unroll=2)),
                                    splits)
   twice = cost_flops(unrolled.train_step.lower(
-      training.state, training.train_data,
-      training.epoch_order(0)).compile())
+      training.state, *step_inputs(training)).compile())
   per_time_step = (twice - rolled) / (1 + T % 2)
   return XlaFlops(rolled, per_time_step, rolled + (T - 1) * per_time_step)
 
@@ -269,7 +273,7 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
   config.eval.iw_examples = iw_examples
   settings = settings_lib.parse(config)
   training, splits = build_training(settings)
-  epoch_order = training.epoch_order(0)
+  inputs = step_inputs(training)
   draw_config, device_count = training.model_config, jax.device_count()
   print(f'{config_name}: T={draw_config.T}, batch {batch}, '
         f'{train_state.parameter_count(training.state["params"]):,} parameters, '
@@ -285,19 +289,17 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
       print(hint, flush=True)
 
   compiled, lower_sec, compile_sec = compile_step(
-      training.train_step, training.state, training.train_data, epoch_order)
+      training.train_step, training.state, inputs)
   print(f'compile: {compile_sec:.2f} s (lowering {lower_sec:.2f} s)', flush=True)
   memory = compiled.memory_analysis()
   temp_mb = memory.temp_size_in_bytes / 2**20 if memory is not None else None
   flop_counts = xla_train_flops(settings, training, splits, compiled)
 
   state, step_metrics, times = time_training(
-      compiled, training.state, training.train_data, epoch_order, warmup,
-      steps)
+      compiled, training.state, inputs, warmup, steps)
   step_sec = statistics.median(times)
   train_images_per_sec = batch / step_sec
-  state, pipelined_sec = time_pipelined(compiled, state, training.train_data,
-                                        epoch_order, steps)
+  state, pipelined_sec = time_pipelined(compiled, state, inputs, steps)
   final_loss = float(step_metrics['loss'])
   print(f'train: {train_images_per_sec:.1f} images/s (median step {step_sec * 1e3:.2f} ms '
         f'of {steps}, min {min(times) * 1e3:.2f}, max {max(times) * 1e3:.2f}); '

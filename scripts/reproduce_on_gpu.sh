@@ -66,8 +66,8 @@ fi
 if ((smoke)); then
   config=configs/smoke.py
   recipe="batch=16,lr=1e-3,train.warmup_steps=2,train.lr_schedule='cosine',train.lr_end_fraction=0.01"
-  bench=(--steps 2 --warmup 1 --eval_examples 20 --iw_examples 2 --sample_count 4
-         --repeats 1 --matmul_repeats 2)
+  bench=(--steps 2 --warmup 1 --iw_samples 4 --eval_examples 20 --iw_examples 2
+         --sample_count 4 --repeats 1 --matmul_repeats 2)
   limit=(--config.data.max_examples=64)
   iw=(--config.eval.iw_samples=4 --config.eval.iw_examples=20)
   max_epochs=2

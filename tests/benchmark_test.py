@@ -1,4 +1,4 @@
-"""scripts/benchmark.py: the program at smoke size, and its two FLOP counts.
+"""scripts/benchmark.py at smoke size, as reproduce_on_gpu.sh runs it; its FLOPs.
 
 No test asserts a time: times depend on the machine and its load.
 """
@@ -8,7 +8,7 @@ import math
 import os
 import pathlib
 import subprocess
-import sys
+import tarfile
 
 import pytest
 
@@ -21,7 +21,6 @@ from draw_jax import train
 import script_modules
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SCRIPT = REPO / 'scripts' / 'benchmark.py'
 # Spreads the per-step costs (Adam, the permutation) as a real batch does.
 FLOPS_BATCH = 128
 
@@ -29,24 +28,40 @@ benchmark = script_modules.load('benchmark')
 
 
 @pytest.fixture(scope='module')
-def smoke_run(data_dir):
-  """stdout lines of a smoke-size run; T and batch overridden by flags."""
+def gpu_script_out(tmp_path_factory, data_dir):
+  """OUT of scripts/reproduce_on_gpu.sh --smoke: it runs the benchmark first."""
+  out = tmp_path_factory.mktemp('gpu_script') / 'out'
   env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu',
              JAX_NUMPY_RANK_PROMOTION='raise',
              GLIBC_TUNABLES=host_memory.HUGE_PAGE_TUNABLE)
   completed = subprocess.run(
-      [sys.executable, str(SCRIPT), '--config=configs/smoke.py',
-       '--config.model.T=3', '--batch', '8', '--steps', '3', '--warmup', '1',
-       '--iw_samples', '4', '--eval_examples', '50', '--iw_examples', '4',
-       '--sample_count', '8', '--repeats', '1', '--matmul_repeats', '5'],
+      ['bash', 'scripts/reproduce_on_gpu.sh', '--smoke', str(out), '0.2'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  assert completed.returncode == 0, completed.stderr[-4000:]
-  return completed.stdout.strip().splitlines()
+  assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
+  return out
 
 
-def test_last_line_is_json_with_every_key_positive_and_finite(smoke_run):
-  assert len(smoke_run) > 1  # readable lines come first
-  result = json.loads(smoke_run[-1])
+def test_gpu_script_cpu_path_brings_back_its_files(gpu_script_out):
+  out = gpu_script_out
+  files = sorted(path.name for path in out.iterdir())
+  assert files == ['benchmark.json', 'eval.json', 'log.txt',
+                   'pretrained_mnist_attn.tar.gz', 'samples.png', 'timing.json']
+  assert all((out / name).stat().st_size < 16 << 20 for name in files)
+  timing = json.loads((out / 'timing.json').read_text())
+  assert timing['epochs'] == 2 and timing['compile_sec'] > 0
+  assert timing['training_images_per_sec_median'] > 0
+  assert json.loads((out / 'eval.json').read_text())['step'] == 8
+  with tarfile.open(out / 'pretrained_mnist_attn.tar.gz') as tar:
+    names = tar.getnames()
+    metadata = json.load(tar.extractfile('mnist_attn/pretrained.json'))
+  assert any(name.startswith('mnist_attn/checkpoints/') for name in names)
+  assert metadata['test_subset_examples'] == 64  # all of the smoke test split
+
+
+def test_last_line_is_json_with_every_key_positive_and_finite(gpu_script_out):
+  log = (gpu_script_out / 'log.txt').read_text()
+  assert 'train:' in log and 'compile:' in log  # readable lines come first
+  result = json.loads((gpu_script_out / 'benchmark.json').read_text())
   numeric_keys = [key for key in benchmark.REQUIRED_KEYS
                   if key not in ('backend', 'config')] + ['iw4_images_per_sec']
   missing = sorted((set(numeric_keys) | {'backend', 'config'}) - set(result))
@@ -58,12 +73,12 @@ def test_last_line_is_json_with_every_key_positive_and_finite(smoke_run):
   assert math.isfinite(result['final_train_loss'])
   assert result['backend'] == 'cpu'
   assert result['device_peak_mb'] is None  # the CPU backend reports no stats
-  assert result['config'].endswith('configs/smoke.py')
+  assert result['config'].startswith('configs/smoke.py:batch=16,')
   # The run's glibc setting is recorded beside its figures.
   assert result['glibc_huge_pages'] is True
   assert result['thp_mode'] == host_memory.thp_mode()
-  # --config.model.T and --batch reach the measured step.
-  assert (result['T'], result['batch']) == (3, 8)
+  # The script's config string (batch=16 on smoke's T = 4) reaches the step.
+  assert (result['T'], result['batch']) == (4, 16)
   assert result['train_gflops_per_image'] > result[
       'train_gflops_per_image_loop_body_once']
 
@@ -88,15 +103,15 @@ def smoke_flops(data_dir):
   config.data.dir = data_dir
   run = settings.parse(config)
   training, splits = benchmark.build_training(run)
-  epoch_order = training.epoch_order(0)
+  inputs = benchmark.step_inputs(training)
   compiled, _, _ = benchmark.compile_step(training.train_step, training.state,
-                                          training.train_data, epoch_order)
+                                          inputs)
   counts = benchmark.xla_train_flops(run, training, splits, compiled)
   no_loop = dataclasses.replace(run, model=dataclasses.replace(
       run.model, scan_unroll=run.model.T))  # no loop left at all
   fully_unrolled = train.build_training(no_loop, splits)
   unrolled = benchmark.cost_flops(fully_unrolled.train_step.lower(
-      training.state, training.train_data, epoch_order).compile())
+      training.state, *inputs).compile())
   return training, counts, unrolled
 
 

@@ -7,20 +7,26 @@ parameter by up to 2 * lr per step; a gradient that is not ~0 moves by the
 same amount either way. Hence: every parameter within 2 * lr * steps, and
 all but a handful (99.9%) within 1e-5.
 """
-import json
 import os
 import pathlib
+import re
+import shutil
 import socket
 import subprocess
 import sys
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from configs import smoke
 from draw_jax import checkpoints
+from draw_jax import sampling
 from draw_jax import settings
+from draw_jax import sharding
+from draw_jax import train_state
+import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 6
@@ -71,8 +77,14 @@ def _assert_close(params_a, params_b):
 
 @pytest.fixture(scope='module')
 def one_device(tmp_path_factory, data_dir):
+  """The same run in this process, which has one device."""
+  assert jax.device_count() == 1
   workdir = tmp_path_factory.mktemp('one_device')
-  _train(workdir, data_dir)
+  config = smoke.get_config(f'steps={STEPS}')
+  config.data.update(dir=data_dir, max_examples=1000)
+  config.train.update(eval_every=1000, checkpoint_every=3)
+  config.sample.outputs = 'grid'
+  runs.train(config, str(workdir))
   return _params(workdir, data_dir)
 
 
@@ -91,7 +103,9 @@ def test_eight_devices_match_one(one_device, eight_devices, data_dir):
 
 def test_eight_device_resume_matches_straight_run(eight_devices, tmp_path,
                                                   data_dir):
-  _train(tmp_path, data_dir, devices=8, steps=STEPS // 2)
+  # The straight run as a run stopped after its checkpoint at STEPS // 2.
+  shutil.copytree(eight_devices[0], tmp_path, dirs_exist_ok=True)
+  shutil.rmtree(tmp_path / 'checkpoints' / str(STEPS))
   result = _train(tmp_path, data_dir, devices=8)
   assert f'resuming at step {STEPS // 2}' in result.stderr
   for a, b in zip(_params(eight_devices[0], data_dir),
@@ -146,38 +160,39 @@ def test_batch_that_does_not_divide_over_devices_is_named():
     settings.parse(config, device_count=8)
 
 
-_SHARDED_SAMPLING = '''
-import json, re, sys
-import jax, numpy as np, optax
-from configs import smoke
-from draw_jax import sampling, settings, sharding, train_state
-draw_config = settings.parse(smoke.get_config()).model
-mesh = sharding.make_mesh()
-init_key, _, _ = train_state.run_keys(0)
-params = train_state.create(draw_config, optax.identity(), init_key,
-                            mesh)['params']
-sampler = sampling.Sampler(train_state.graphdef(draw_config), draw_config, mesh,
-                           'none')
-hlo = sampler._final.lower(params, jax.random.key(3), 800).compile().as_text()
-samples = sampler.final_samples(params, jax.random.key(3), 800)
-np.save(sys.argv[1], samples)
-print(json.dumps(dict(devices=jax.device_count(),
-                      per_device_rows=len(re.findall(r'\\[100,', hlo)))))
-'''
+def sharded_samples():
+  """(devices, per-device rows in the HLO, samples) of 800 smoke samples."""
+  draw_config = settings.parse(smoke.get_config()).model
+  mesh = sharding.make_mesh()
+  init_key, _, _ = train_state.run_keys(0)
+  params = train_state.create(draw_config, optax.identity(), init_key,
+                              mesh)['params']
+  sampler = sampling.Sampler(train_state.graphdef(draw_config), draw_config,
+                             mesh, 'none')
+  hlo = sampler._final.lower(params, jax.random.key(3), 800).compile().as_text()
+  samples = sampler.final_samples(params, jax.random.key(3), 800)
+  return jax.device_count(), len(re.findall(r'\[100,', hlo)), np.asarray(samples)
+
+
+_ON_EIGHT_DEVICES = """
+import sys
+import numpy as np
+from distributed_test import sharded_samples
+devices, rows, samples = sharded_samples()
+np.savez(sys.argv[1], devices=devices, rows=rows, samples=samples)
+"""
 
 
 def test_sampling_is_sharded_and_matches_one_device(tmp_path, data_dir):
-  results = {}
-  for devices in (1, 8):
-    out = tmp_path / f'samples{devices}.npy'
-    result = subprocess.run([sys.executable, '-c', _SHARDED_SAMPLING, str(out)],
-                            cwd=REPO, env=dict(_env(data_dir, devices),
-                                               PYTHONPATH=str(REPO)),
-                            capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert result.returncode == 0, result.stderr[-3000:]
-    results[devices] = (json.loads(result.stdout.strip().splitlines()[-1]),
-                        np.load(out))
+  out = tmp_path / 'eight.npz'
+  result = subprocess.run(
+      [sys.executable, '-c', _ON_EIGHT_DEVICES, str(out)], cwd=REPO,
+      env=dict(_env(data_dir, 8), PYTHONPATH=f'{REPO}:{REPO / "tests"}'),
+      capture_output=True, text=True, timeout=TIMEOUT_S)
+  assert result.returncode == 0, result.stderr[-3000:]
+  eight = np.load(out)
+  devices, rows, samples = sharded_samples()  # this process: one device
   # 800 samples over 8 devices: each device's program works on 100 of them.
-  assert results[8][0]['devices'] == 8 and results[8][0]['per_device_rows'] > 0
-  assert results[1][0]['per_device_rows'] == 0
-  np.testing.assert_allclose(results[8][1], results[1][1], atol=1e-5)
+  assert int(eight['devices']) == 8 and int(eight['rows']) > 0
+  assert devices == 1 and rows == 0
+  np.testing.assert_allclose(eight['samples'], samples, atol=1e-5)

@@ -148,7 +148,7 @@ def _loss_and_grads(model, images, key):
     output = nnx.merge(graphdef, params)(images, key)
     return jnp.mean(objectives.negative_elbo(output, images).total)
 
-  return jax.value_and_grad(loss)(params)
+  return jax.jit(jax.value_and_grad(loss))(params)  # one program, not op by op
 
 
 @pytest.mark.parametrize('remat', ['dots', 'full'])

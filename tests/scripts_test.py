@@ -1,15 +1,10 @@
-"""The campaign's scripts: the learning curve and the GPU script's CPU path."""
+"""The campaign's learning-curve script."""
 import json
-import os
-import pathlib
-import subprocess
-import tarfile
 
 import pytest
 
 import script_modules
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 learning_curve = script_modules.load('learning_curve')
 
 
@@ -59,25 +54,3 @@ def test_learning_curve_replaces_only_its_section(tmp_path):
   with pytest.raises(SystemExit, match='no <!-- learning-curve:start'):
     learning_curve.main([f'--workdir={tmp_path / "run"}',
                          f'--markdown={tmp_path / "plain.md"}'])
-
-
-def test_gpu_script_cpu_path_brings_back_its_files(tmp_path, data_dir):
-  out = tmp_path / 'out'
-  env = dict(os.environ, DRAW_DATA_DIR=data_dir, JAX_PLATFORMS='cpu')
-  completed = subprocess.run(
-      ['bash', 'scripts/reproduce_on_gpu.sh', '--smoke', str(out), '0.2'],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  assert completed.returncode == 0, (completed.stdout + completed.stderr)[-3000:]
-  files = sorted(path.name for path in out.iterdir())
-  assert files == ['benchmark.json', 'eval.json', 'log.txt',
-                   'pretrained_mnist_attn.tar.gz', 'samples.png', 'timing.json']
-  assert all((out / name).stat().st_size < 16 << 20 for name in files)
-  timing = json.loads((out / 'timing.json').read_text())
-  assert timing['epochs'] == 2 and timing['compile_sec'] > 0
-  assert timing['training_images_per_sec_median'] > 0
-  assert json.loads((out / 'eval.json').read_text())['step'] == 8
-  with tarfile.open(out / 'pretrained_mnist_attn.tar.gz') as tar:
-    names = tar.getnames()
-    metadata = json.load(tar.extractfile('mnist_attn/pretrained.json'))
-  assert any(name.startswith('mnist_attn/checkpoints/') for name in names)
-  assert metadata['test_subset_examples'] == 64  # all of the smoke test split

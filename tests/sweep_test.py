@@ -55,7 +55,7 @@ def test_tables_hold_every_point(tmp_path):
 def test_real_sweep_runs_each_point_once(tmp_path, data_dir):
   (tmp_path / 'two_points.py').write_text(
       'from draw_jax import sweep\n'
-      'def get_sweep():\n  return sweep.product(T=[2, 3])\n')
+      'def get_sweep():\n  return sweep.product(seed=[0, 1])\n')
   command = [sys.executable, 'scripts/sweep.py', '--config=configs/smoke.py',
              f'--sweep={tmp_path / "two_points.py"}', f'--root={tmp_path / "runs"}',
              '--parallel=2', '--extra=--config.train.num_steps=2',
@@ -66,7 +66,7 @@ def test_real_sweep_runs_each_point_once(tmp_path, data_dir):
                          text=True, timeout=300)
   assert first.returncode == 0, first.stderr[-3000:]
   table = (tmp_path / 'runs' / 'results.md').read_text().splitlines()
-  assert [line.split('|')[1].strip() for line in table[2:]] == ['2', '3']
+  assert [line.split('|')[1].strip() for line in table[2:]] == ['0', '1']
   assert all(line.split('|')[2].strip() == '2' for line in table[2:])  # step
   assert (tmp_path / 'runs' / 'results.csv').exists()
   second = subprocess.run(command, cwd=REPO, env=env, capture_output=True,

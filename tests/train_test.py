@@ -117,6 +117,31 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, data_dir)
              for a, b in zip(_leaves(states[0]), _leaves(states[2])))
 
 
+def test_seeds_share_their_compiled_programs(data_dir):
+  """The seed reaches the programs as keys, not constants: one compile serves
+  a sweep over seeds (and the persistent cache serves their reruns)."""
+  programs = []
+  for seed in (0, 1):
+    run = settings.parse(_quick_config(data_dir, seed=seed))
+    splits = input_pipeline.load_splits(run.data.name, data_dir, 1000)
+    training = train.build_training(run, splits)
+    order = training.epoch_order(0)
+    evaluator = evaluate.Evaluator(training.graphdef, run.model, training.mesh,
+                                   run.data.binarization, run.eval, seed)
+    data = input_pipeline.on_devices(splits.valid, None, training.mesh,
+                                     run.eval.batch_size)
+    programs.append([
+        training.train_step.lower(training.state, training.train_data, order,
+                                  training.train_key).as_text(),
+        training.epoch_order.func.lower(training.epoch_order.args[0],
+                                        0).as_text(),
+        evaluator._terms_batch.lower(training.state['params'], data,
+                                     evaluator._key, 0, run.eval.batch_size,
+                                     1000).as_text()])
+  for program, other in zip(*programs):
+    assert program == other
+
+
 def test_eval_mode_iw_bound_is_no_worse_than_elbo(trained):
   config, workdir, _ = trained
   config = _config(config.data.dir)

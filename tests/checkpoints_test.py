@@ -14,6 +14,11 @@ from draw_jax import settings
 from draw_jax import sharding
 from draw_jax import train_state
 
+# A restore of a damaged checkpoint leaves Orbax coroutines unawaited; Python
+# reports them whenever they are collected.
+pytestmark = pytest.mark.filterwarnings(
+    'ignore::pytest.PytestUnraisableExceptionWarning')
+
 
 @pytest.fixture(scope='module')
 def model_config():

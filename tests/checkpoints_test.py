@@ -1,6 +1,9 @@
 """Orbax checkpoints in process: round trips, refusals, fallbacks, the best."""
 import dataclasses
+import json
 import os
+import pathlib
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +16,9 @@ from draw_jax import checkpoints
 from draw_jax import settings
 from draw_jax import sharding
 from draw_jax import train_state
+import runs
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # A restore of a damaged checkpoint leaves Orbax coroutines unawaited; Python
 # reports them whenever they are collected.
@@ -115,3 +121,39 @@ def test_no_checkpoints_is_none_and_a_missing_folder_is_named(tmp_path,
   with pytest.raises(FileNotFoundError, match='holds no checkpoints'):
     checkpoints.load_params(model_config, str(tmp_path / 'none'),
                             sharding.make_mesh())
+
+
+# A smoke run written by the code before issue 20's redesign (b6c0465):
+#   python -m draw_jax.main --config=configs/smoke.py:steps=300
+#     --config.train.checkpoint_every=300 --config.train.eval_every=300
+#     --config.eval.iw_samples=0 --config.data.max_examples=1000
+#     --config.sample.outputs=grid --workdir=...
+# with its checkpoint, config.json and eval_300.json kept.
+OLD_RUN = REPO_ROOT / 'tests' / 'testdata' / 'smoke_b6c0465'
+
+
+def _old_run_config(data_dir, steps=300):
+  config = smoke.get_config(f'steps={steps}')
+  config.data.update(dir=data_dir, max_examples=1000)
+  config.train.update(checkpoint_every=300, eval_every=300)
+  config.eval.iw_samples = 0
+  config.sample.outputs = 'grid'
+  return config
+
+
+def test_a_checkpoint_of_the_code_before_the_redesign_restores(tmp_path,
+                                                               data_dir):
+  workdir = tmp_path / 'old_run'
+  shutil.copytree(OLD_RUN, workdir)  # eval and resume write into the workdir
+  recorded = json.loads((OLD_RUN / 'eval_300.json').read_text())
+  for split in ('valid', 'test'):  # the same ELBO as the old code measured
+    config = _old_run_config(data_dir)
+    config.eval.split = split
+    results = runs.evaluate(config, workdir)
+    assert results[f'{split}_neg_elbo'] == pytest.approx(
+        recorded[f'{split}_neg_elbo'], abs=0.01)
+  # The optimizer state restores too: the run resumes where it stopped.
+  state = runs.train(_old_run_config(data_dir, steps=302), workdir)
+  assert int(state['step']) == 302
+  assert all(np.isfinite(leaf).all()
+             for leaf in jax.tree.leaves(sharding.to_host(state['params'])))

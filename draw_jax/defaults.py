@@ -76,6 +76,9 @@ def get_config(arg=None):
       # lr_end_fraction x peak at the last step.
       lr_schedule='constant',
       lr_end_fraction=0.0,
+      # ((step, factor), ...): from each step on, the rate is multiplied by
+      # its factor, on top of the schedule; e.g. ((3900, 0.5),) halves it.
+      lr_drops=(),
       warmup_steps=0,
       grad_clip_norm=10.0,  # global-norm clipping, as in the paper's runs
       num_steps=100_000,

@@ -37,6 +37,7 @@ class Train:
   learning_rate: float
   lr_schedule: str
   lr_end_fraction: float
+  lr_drops: tuple  # ((step, factor), ...), steps increasing
   warmup_steps: int
   grad_clip_norm: float
   num_steps: int
@@ -95,7 +96,8 @@ def parse(config, device_count=None):
   try:
     data = Data(**{**config.data.to_dict(),
                    'binarization': _binarization(config)})
-    train = Train(**config.train.to_dict())
+    train = Train(**{**config.train.to_dict(),
+                     'lr_drops': _lr_drops(config.train.lr_drops)})
     evaluation = Eval(**config.eval.to_dict())
     sample = Sample(**{**config.sample.to_dict(),
                        'outputs': _sample_outputs(config.sample.outputs)})
@@ -104,6 +106,21 @@ def parse(config, device_count=None):
   settings = Settings(model_config, data, train, evaluation, sample)
   _check(settings, device_count or jax.device_count())
   return settings
+
+
+def _lr_drops(drops):
+  """((step, factor), ...) with steps > 0 increasing and factors > 0."""
+  try:
+    pairs = tuple((int(step), float(factor)) for step, factor in drops)
+  except (TypeError, ValueError):
+    raise ConfigError(f'train.lr_drops must be ((step, factor), ...), got '
+                      f'{drops!r}') from None
+  steps = [step for step, _ in pairs]
+  if (any(step <= 0 for step in steps) or steps != sorted(set(steps))
+      or any(not factor > 0 for _, factor in pairs)):
+    raise ConfigError(f'train.lr_drops needs steps > 0, increasing, and '
+                      f'factors > 0; got {drops!r}')
+  return pairs
 
 
 def _model_config(config):

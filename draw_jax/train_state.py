@@ -19,6 +19,15 @@ def run_keys(seed):
 
 
 def learning_rate_schedule(train, num_steps):
+  """Warm-up, then constant or cosine, times each of train.lr_drops' factors."""
+  base = _base_schedule(train, num_steps)
+  if not train.lr_drops:
+    return base
+  drops = optax.piecewise_constant_schedule(1.0, dict(train.lr_drops))
+  return lambda count: base(count) * drops(count)
+
+
+def _base_schedule(train, num_steps):
   """Linear warm-up, then constant or cosine down to lr_end_fraction x peak."""
   peak = train.learning_rate
   if train.lr_schedule == 'cosine':

@@ -34,7 +34,7 @@ def test_learning_curve_sums_wall_time_over_processes_and_merges_splits(
   assert records[1]['wall_hours'] == pytest.approx((3610 + 1800) / 3600)
   assert records[1]['images'] == 780 * 128
   table = learning_curve.markdown_table(records).splitlines()
-  assert table[2] == '| 390 | 1.0 | 49,920 | 1.25 | 118.00 | 119.00 |'
+  assert table[2] == '| 1 | 390 | 1.0 | 49,920 | 1.25 | 118.00 | 119.00 |'
   assert table[3].endswith('| 110.00 |  |')
 
 
@@ -48,9 +48,53 @@ def test_learning_curve_replaces_only_its_section(tmp_path):
                        f'--png={tmp_path / "curve.png"}'])
   text = page.read_text()
   assert text.startswith('before\n') and text.endswith('after\n')
-  assert 'old table' not in text and '| 390 | 1.0 |' in text
+  assert 'old table' not in text and '| 1 | 390 | 1.0 |' in text
   assert (tmp_path / 'curve.png').stat().st_size > 1000
   (tmp_path / 'plain.md').write_text('no markers here')
   with pytest.raises(SystemExit, match='no <!-- learning-curve:start'):
     learning_curve.main([f'--workdir={tmp_path / "run"}',
                          f'--markdown={tmp_path / "plain.md"}'])
+
+
+def test_learning_curve_goes_on_from_a_lost_attempt_at_its_start_step(
+    tmp_path):
+  """Attempt 2 starts from attempt 1's shipped step-390 parameters."""
+  history = tmp_path / 'curve.jsonl'
+  _write_run(tmp_path / 'first', [
+      dict(step=390, valid_neg_elbo=120.0, epoch=1.0, process_seconds=3600.0),
+      dict(step=780, valid_neg_elbo=110.0, epoch=2.0, process_seconds=7200.0)])
+  learning_curve.main([f'--workdir={tmp_path / "first"}',
+                       f'--history={history}'])
+  shipped = tmp_path / 'pretrained'
+  shipped.mkdir()
+  (shipped / 'pretrained.json').write_text(json.dumps(dict(step=390)))
+  _write_run(tmp_path / 'second', [
+      dict(step=400, train_loss=119.0, process_seconds=60.0),
+      dict(step=780, valid_neg_elbo=108.0, epoch=2.0, process_seconds=1800.0)])
+  (tmp_path / 'second' / 'config.json').write_text(json.dumps(dict(train=dict(
+      batch_size=128, init_from=str(shipped), init_continue=True))))
+  page = tmp_path / 'results.md'
+  start, end = learning_curve.CURVE_MARKERS
+  page.write_text(f'{start}\n{end}\n')
+  learning_curve.main([f'--workdir={tmp_path / "second"}', f'--history={history}',
+                       '--attempt=2', f'--markdown={page}',
+                       f'--png={tmp_path / "curve.png"}'])
+  rows = page.read_text().splitlines()[3:-1]
+  # Attempt 1 up to the start step, then attempt 2, its hours counted on.
+  assert rows == ['| 1 | 390 | 1.0 | 49,920 | 1.00 | 120.00 |  |',
+                  '| 2 | 780 | 2.0 | 99,840 | 1.50 | 108.00 |  |']
+  kept = learning_curve.read_history(history)
+  assert [(r['attempt'], r['step']) for r in kept] == [
+      (1, 390), (1, 780), (2, 780)]
+  # Rerunning replaces attempt 2's records rather than adding to them, and
+  # its start is kept in the history once a resume's config.json lost it.
+  (tmp_path / 'second' / 'config.json').write_text(json.dumps(dict(train=dict(
+      batch_size=128, init_from='', init_continue=False))))
+  learning_curve.main([f'--workdir={tmp_path / "second"}', f'--history={history}',
+                       '--attempt=2'])
+  assert learning_curve.read_history(history) == kept
+  # An attempt with nothing before its start in the history is an error.
+  with pytest.raises(SystemExit, match='no earlier record'):
+    learning_curve.main([f'--workdir={tmp_path / "second"}',
+                         f'--history={tmp_path / "empty.jsonl"}', '--attempt=2',
+                         '--from_step=390'])

@@ -271,6 +271,17 @@ def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor(
   assert float(schedule(5)) == pytest.approx(peak)
   assert float(schedule(30)) == pytest.approx(0.1 * peak)
   assert float(schedule(17)) < peak
+  # lr_drops multiply the schedule from their steps on, cumulatively.
+  dropped = dataclasses.replace(run.train, lr_drops=((10, 0.5), (20, 0.1)))
+  with_drops = train_state.learning_rate_schedule(dropped, 30)
+  for step, factor in ((5, 1.0), (9, 1.0), (10, 0.5), (19, 0.5), (20, 0.05),
+                       (29, 0.05)):
+    assert float(with_drops(step)) == pytest.approx(factor * float(schedule(step)))
+  for drops in (((0, 0.5),), ((20, 0.5), (10, 0.5)), ((10, 0.0),), (10, 0.5)):
+    config = smoke.get_config()
+    config.train.lr_drops = drops
+    with pytest.raises(settings.ConfigError, match='train.lr_drops'):
+      settings.parse(config)
   by_steps = dataclasses.replace(run.train, num_epochs=0)
   assert train.total_steps(by_steps, 105) == by_steps.num_steps
   config = _config(data_dir, 'epochs=1,batch=10', warmup_steps=5)

@@ -5,6 +5,7 @@ written, and passes the pieces down: the model's frozen config (DRAW's or
 the classifier's), the data, train, eval and sample settings.
 """
 import dataclasses
+import operator
 from typing import Union
 
 import jax
@@ -111,8 +112,9 @@ def parse(config, device_count=None):
 def _lr_drops(drops):
   """((step, factor), ...) with steps > 0 increasing and factors > 0."""
   try:
-    pairs = tuple((int(step), float(factor)) for step, factor in drops)
-  except (TypeError, ValueError):
+    pairs = tuple((operator.index(step), float(factor))
+                  for step, factor in drops)
+  except (TypeError, ValueError):  # operator.index refuses 3900.5
     raise ConfigError(f'train.lr_drops must be ((step, factor), ...), got '
                       f'{drops!r}') from None
   steps = [step for step, _ in pairs]

@@ -63,7 +63,7 @@ def evaluations(rows, batch_size):
   return records
 
 
-def start_step(workdir, config, history, attempt):
+def start_step(config, history, attempt):
   """The step a workdir's run began at, once known kept in the history.
 
   Its first process's config.json names init_from; a resume rewrites it.
@@ -74,10 +74,7 @@ def start_step(workdir, config, history, attempt):
   train = config['train']
   if not (train.get('init_from') and train.get('init_continue')):
     return 0
-  path = os.path.join(train['init_from'], 'pretrained.json')
-  if not os.path.isabs(path):
-    path = os.path.join(workdir, path)
-  with open(path) as f:
+  with open(os.path.join(train['init_from'], 'pretrained.json')) as f:
     return json.load(f)['step']
 
 
@@ -204,7 +201,7 @@ def main(argv=None):
       history = read_history(args.history)
       start = args.from_step
       if start is None:
-        start = start_step(args.workdir, config, history, args.attempt)
+        start = start_step(config, history, args.attempt)
       history = merge(history, records, args.attempt, start)
     except (OSError, KeyError, ValueError) as error:
       sys.exit(f'error: {args.history}: {error}')

@@ -277,7 +277,8 @@ def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor(
   for step, factor in ((5, 1.0), (9, 1.0), (10, 0.5), (19, 0.5), (20, 0.05),
                        (29, 0.05)):
     assert float(with_drops(step)) == pytest.approx(factor * float(schedule(step)))
-  for drops in (((0, 0.5),), ((20, 0.5), (10, 0.5)), ((10, 0.0),), (10, 0.5)):
+  for drops in (((0, 0.5),), ((20, 0.5), (10, 0.5)), ((10, 0.0),), (10, 0.5),
+                ((10.5, 0.5),)):
     config = smoke.get_config()
     config.train.lr_drops = drops
     with pytest.raises(settings.ConfigError, match='train.lr_drops'):

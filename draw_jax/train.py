@@ -34,8 +34,11 @@ class NonFiniteLossError(RuntimeError):
   """The loss or a gradient became NaN or Inf; the message names the step."""
 
 
-def make_train_step(graphdef, optimizer, mesh, settings):
+def make_train_step(graphdef, optimizer, learning_rate, mesh, settings):
   """The jitted step: gathers its batch on the device, donates the state.
+
+  learning_rate is the optimizer's schedule; the step reports the rate its
+  update used.
 
   The training key is an argument, not a constant: runs that differ only in
   their seed share one compiled step (and the persistent compilation cache).
@@ -65,8 +68,10 @@ def make_train_step(graphdef, optimizer, mesh, settings):
     params = optax.apply_updates(state['params'], updates)
     # param_norm overflows as soon as a parameter does, so the step that makes
     # them non-finite is caught before its checkpoint is written.
-    step_metrics = dict(loss=loss, **terms, grad_norm=optax.tree.norm(grads),
-                        param_norm=optax.tree.norm(params))
+    step_metrics = dict(
+        loss=loss, **terms, grad_norm=optax.tree.norm(grads),
+        param_norm=optax.tree.norm(params), learning_rate=learning_rate(
+            train_state.schedule_count(state['opt_state'])))
     return dict(step=step + 1, params=params, opt_state=opt_state), step_metrics
 
   replicated = sharding.replicated(mesh)
@@ -108,7 +113,8 @@ def build_training(settings, splits, manager=None):
   mesh = sharding.make_mesh()
   num_examples = splits.train.shape[0]
   num_steps = total_steps(train, num_examples)
-  optimizer = train_state.create_optimizer(train, num_steps)
+  learning_rate = train_state.learning_rate_schedule(train, num_steps)
+  optimizer = train_state.create_optimizer(train, learning_rate)
   init_key, data_key, train_key = train_state.run_keys(train.seed)
   state = None
   if manager is not None:
@@ -126,7 +132,8 @@ def build_training(settings, splits, manager=None):
       model_config=model_config, mesh=mesh, graphdef=graphdef, state=state,
       train_data=input_pipeline.on_devices(splits.train, splits.train_labels,
                                            mesh),
-      train_step=make_train_step(graphdef, optimizer, mesh, settings),
+      train_step=make_train_step(graphdef, optimizer, learning_rate, mesh,
+                                 settings),
       train_key=train_key,
       epoch_order=input_pipeline.make_epoch_order(data_key, num_examples, mesh),
       steps_per_epoch=input_pipeline.steps_per_epoch(num_examples,

@@ -39,11 +39,14 @@ def _base_schedule(train, num_steps):
   return optax.constant_schedule(peak)
 
 
-def create_optimizer(train, num_steps):
-  """Adam after global-norm clipping; optionally skips non-finite updates."""
+def create_optimizer(train, learning_rate):
+  """Adam at the schedule learning_rate after global-norm clipping.
+
+  Optionally skips non-finite updates.
+  """
   optimizer = optax.chain(
       optax.clip_by_global_norm(train.grad_clip_norm),
-      optax.adam(learning_rate_schedule(train, num_steps)))
+      optax.adam(learning_rate))
   if train.skip_nonfinite_updates:
     # Skips (and counts) updates whose gradients hold a NaN or Inf.
     optimizer = optax.apply_if_finite(optimizer, max_consecutive_errors=1 << 30)
@@ -85,11 +88,29 @@ def abstract_params(model_config):
 
 
 def from_params(params, step, optimizer, mesh):
-  """A train state holding params at step, with a fresh optimizer state."""
-  return jax.jit(
-      lambda params: dict(step=jnp.asarray(step, jnp.int32), params=params,
-                          opt_state=optimizer.init(params)),
-      out_shardings=sharding.replicated(mesh))(params)
+  """A train state holding params at step, with a fresh optimizer state.
+
+  Adam's moments start afresh, but the learning-rate schedule goes on from
+  step: it counts its own steps, and a fresh count would warm up again and
+  push every later decay and drop back by step.
+  """
+  def state(params):
+    step_array = jnp.asarray(step, jnp.int32)
+    opt_state = optax.tree_utils.tree_set(
+        optimizer.init(params), _in_schedule_state, count=step_array)
+    return dict(step=step_array, params=params, opt_state=opt_state)
+  return jax.jit(state, out_shardings=sharding.replicated(mesh))(params)
+
+
+def schedule_count(opt_state):
+  """The step the learning-rate schedule is at (it lags skipped updates)."""
+  return optax.tree_utils.tree_get(opt_state, 'count',
+                                   filtering=_in_schedule_state)
+
+
+def _in_schedule_state(path, value):
+  del value
+  return getattr(path[-1], 'tuple_name', None) == 'ScaleByScheduleState'
 
 
 def parameter_count(params):

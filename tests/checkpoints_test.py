@@ -32,8 +32,9 @@ def model_config():
 
 
 def _state(model_config, seed=0):
+  train = settings.parse(smoke.get_config()).train
   optimizer = train_state.create_optimizer(
-      settings.parse(smoke.get_config()).train, 20)
+      train, train_state.learning_rate_schedule(train, 20))
   return train_state.create(model_config, optimizer, jax.random.key(seed),
                             sharding.make_mesh()), optimizer
 

@@ -144,7 +144,9 @@ def _steps(workdir):
 def _restore(workdir, step, config=None):
   """The train state saved at step; raises if that checkpoint is unreadable."""
   run = settings.parse(config or _config())
-  optimizer = train_state.create_optimizer(run.train, run.train.num_steps)
+  optimizer = train_state.create_optimizer(
+      run.train,
+      train_state.learning_rate_schedule(run.train, run.train.num_steps))
   init_key, _, _ = train_state.run_keys(run.train.seed)
   manager = checkpoints.make_manager(str(workdir), read_only=True)
   try:

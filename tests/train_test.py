@@ -77,6 +77,9 @@ def test_training_writes_every_artefact(trained):
   train_lines = [line for line in lines if 'train_loss' in line]
   assert [line['step'] for line in train_lines] == [5, 10, 15, 20]
   assert all(np.isfinite(line['train_loss']) for line in train_lines)
+  # The rate the updates used, averaged over each window like the rest.
+  assert [line['train_learning_rate'] for line in train_lines] == pytest.approx(
+      [config.train.learning_rate] * 4)
   assert any('valid_neg_elbo' in line for line in lines)
   events = _read_events(next((workdir / 'tensorboard').glob('events.out.tfevents.*')))
   tags = {value.tag for event in events for value in event.summary.value}
@@ -349,6 +352,32 @@ def test_init_from_starts_from_those_parameters_with_a_fresh_optimizer(
   continued = _build(_config(data_dir, init_from=str(source), init_continue=True),
                      tmp_path / 'b')
   assert int(continued.state['step']) == source_config.train.num_steps
+
+
+def test_init_continue_goes_on_with_the_schedule_and_fresh_moments(
+    trained, tmp_path, data_dir):
+  # A fresh optimizer's own count would warm up again from 0 and move every
+  # decay and drop back by the source's steps.
+  source_config, source, _ = trained
+  at = source_config.train.num_steps
+  config = _config(data_dir, init_from=str(source), init_continue=True,
+                   num_steps=4 * at, lr_schedule='cosine', warmup_steps=5,
+                   lr_drops=((at + 1, 0.5),))
+  continued = _build(config, tmp_path)
+  opt_state = continued.state['opt_state']
+  assert int(train_state.schedule_count(opt_state)) == at
+  assert int(opt_state[1][0].count) == 0  # Adam's bias correction starts over
+  schedule = train_state.learning_rate_schedule(settings.parse(config).train,
+                                                4 * at)
+  rates = []
+  state = continued.state
+  for _ in range(2):
+    state, step_metrics = continued.train_step(
+        state, continued.train_data, continued.epoch_order(0),
+        continued.train_key)
+    rates.append(float(step_metrics['learning_rate']))
+  assert rates == pytest.approx([float(schedule(at)), float(schedule(at + 1))])
+  assert rates[1] < 0.6 * rates[0]  # the drop at step at + 1 came on time
 
 
 def test_init_from_is_ignored_once_the_run_has_checkpoints(tmp_path, data_dir,

@@ -157,15 +157,38 @@ def _restore_args(target, partial):
       partial_restore=True)
 
 
+def _saved_keys(manager, step):
+  """The top-level names of the state saved at step."""
+  handler = ocp.StandardCheckpointHandler()
+  try:
+    return set(handler.metadata(manager.directory / str(step) / 'state').keys())
+  finally:
+    handler.close()
+
+
+def _target_for(saved_keys, target, optional, partial):
+  """(what of target to restore from a checkpoint, whether partially).
+
+  Keys in optional that the checkpoint lacks are left out; ones it holds but
+  target does not want are dropped by a partial restore.
+  """
+  kept = {name: value for name, value in target.items()
+          if name in saved_keys or name not in optional}
+  return kept, partial or bool((saved_keys - set(kept)) & set(optional))
+
+
 def restore_latest(manager, abstract_state, model_config, sharding, step=None,
-                   set_aside_damaged=False, partial=False):
+                   set_aside_damaged=False, partial=False, optional=()):
   """The newest readable checkpoint's state (or step's), or None if none exist.
 
   A damaged checkpoint is skipped with a warning for the one before it, and,
   with set_aside_damaged (training), moved out of the way; if every one is
   damaged this raises, moving nothing, rather than starting from scratch.
   With partial, abstract_state may name a subset of the saved state (such as
-  step and params, which is all a pretrained/ folder holds).
+  step and params, which is all a pretrained/ folder holds). Top-level keys
+  in optional (the parameters' moving average) may be missing from a
+  checkpoint, and are then missing from what is returned; saved but not in
+  abstract_state, they are left on the disk.
   """
   steps = sorted(manager.all_steps(), reverse=True)
   if step is not None:
@@ -177,9 +200,11 @@ def restore_latest(manager, abstract_state, model_config, sharding, step=None,
   for index, candidate in enumerate(steps):
     try:
       check_compatible(manager, candidate, model_config)
+      wanted, partially = _target_for(_saved_keys(manager, candidate), target,
+                                      optional, partial)
       restored = manager.restore(
           candidate,
-          args=ocp.args.Composite(state=_restore_args(target, partial)))
+          args=ocp.args.Composite(state=_restore_args(wanted, partially)))
     except CheckpointMismatchError:
       raise
     except Exception as error:  # pylint: disable=broad-except
@@ -216,19 +241,24 @@ class TrainedRun:
 
 
 def load_params(model_config, directory, mesh, step=None, what='--workdir'):
-  """(params, step) from a training workdir or a pretrained/ folder."""
+  """(params, step) from a training workdir or a pretrained/ folder.
+
+  The moving average's parameters where the run kept one.
+  """
   if not os.path.isdir(checkpoint_dir(directory)):
     raise FileNotFoundError(
         f'{what}={directory} holds no checkpoints '
         f'(no folder {checkpoint_dir(directory)})')
   manager = make_manager(directory, read_only=True)
+  target = train_state.abstract_params(model_config)
+  target[train_state.EMA] = target['params']
   restored = restore_latest(
-      manager, train_state.abstract_params(model_config), model_config,
-      sharding.replicated(mesh), step=step, partial=True)
+      manager, target, model_config, sharding.replicated(mesh), step=step,
+      partial=True, optional=(train_state.EMA,))
   if restored is None:
     raise FileNotFoundError(f'no checkpoint in {manager.directory}; train '
                             'first with --mode=train')
-  return restored['params'], int(restored['step'])
+  return train_state.model_params(restored), int(restored['step'])
 
 
 def load_trained(settings, workdir):

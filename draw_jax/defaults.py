@@ -94,6 +94,10 @@ def get_config(arg=None):
       log_every=100,
       seed=0,
       skip_nonfinite_updates=False,  # True: skip and count NaN/Inf updates
+      # > 0: also keep an exponential moving average of the parameters with
+      # this decay (e.g. 0.999); evaluation, samples, the best checkpoint and
+      # what eval, sample and init_from load are then the average's.
+      ema_decay=0.0,
       # A workdir or pretrained/ folder whose parameters start a new run (with
       # a fresh optimizer); ignored once the run has checkpoints of its own.
       init_from='',

@@ -52,6 +52,7 @@ class Train:
   log_every: int
   seed: int
   skip_nonfinite_updates: bool
+  ema_decay: float  # 0: no moving average of the parameters
   init_from: str
   init_continue: bool
 
@@ -209,6 +210,9 @@ def _check(settings, device_count):
   if train.lr_schedule not in LR_SCHEDULES:
     raise ConfigError(f'train.lr_schedule={train.lr_schedule!r} is unknown; '
                       f'choose one of {LR_SCHEDULES}')
+  if not 0.0 <= train.ema_decay < 1.0:
+    raise ConfigError(f'train.ema_decay must be in [0, 1), got '
+                      f'{train.ema_decay!r}')
   if train.init_continue and not train.init_from:
     raise ConfigError('train.init_continue=True needs train.init_from')
   if settings.eval.split not in ('valid', 'test'):

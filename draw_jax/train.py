@@ -45,6 +45,7 @@ def make_train_step(graphdef, optimizer, learning_rate, mesh, settings):
   """
   batch_size = settings.train.batch_size
   binarization = settings.data.binarization
+  ema_decay = settings.train.ema_decay
 
   def loss_fn(params, images, labels, key):
     model = nnx.merge(graphdef, params)
@@ -72,7 +73,11 @@ def make_train_step(graphdef, optimizer, learning_rate, mesh, settings):
         loss=loss, **terms, grad_norm=optax.tree.norm(grads),
         param_norm=optax.tree.norm(params), learning_rate=learning_rate(
             train_state.schedule_count(state['opt_state'])))
-    return dict(step=step + 1, params=params, opt_state=opt_state), step_metrics
+    new_state = dict(step=step + 1, params=params, opt_state=opt_state)
+    if ema_decay:
+      new_state[train_state.EMA] = train_state.update_ema(
+          state[train_state.EMA], params, ema_decay, step)
+    return new_state, step_metrics
 
   replicated = sharding.replicated(mesh)
   return jax.jit(train_step, in_shardings=(replicated,) * 4,
@@ -116,17 +121,16 @@ def build_training(settings, splits, manager=None):
   learning_rate = train_state.learning_rate_schedule(train, num_steps)
   optimizer = train_state.create_optimizer(train, learning_rate)
   init_key, data_key, train_key = train_state.run_keys(train.seed)
+  ema = train.ema_decay > 0
   state = None
   if manager is not None:
-    # Refuses a workdir of another model before anything in it is written.
-    state = checkpoints.restore_latest(
-        manager, train_state.create(model_config, optimizer, init_key,
-                                    abstract=True),
-        model_config, sharding.replicated(mesh), set_aside_damaged=True)
+    state = _restored_state(manager, model_config, optimizer, init_key, mesh,
+                            ema)
   if state is None and train.init_from:
     state = _state_from_init(train, model_config, optimizer, mesh)
   if state is None:
-    state = train_state.create(model_config, optimizer, init_key, mesh)
+    state = train_state.create(model_config, optimizer, init_key, mesh,
+                               ema=ema)
   graphdef = train_state.graphdef(model_config)
   return Training(
       model_config=model_config, mesh=mesh, graphdef=graphdef, state=state,
@@ -141,6 +145,25 @@ def build_training(settings, splits, manager=None):
       num_steps=num_steps)
 
 
+def _restored_state(manager, model_config, optimizer, init_key, mesh, ema):
+  """The workdir's newest checkpoint, or None; refuses another model's.
+
+  A checkpoint from before train.ema_decay was set gets a moving average
+  that starts at its parameters; one with an average, resumed without,
+  leaves it behind.
+  """
+  state = checkpoints.restore_latest(
+      manager, train_state.create(model_config, optimizer, init_key,
+                                  abstract=True, ema=ema),
+      model_config, sharding.replicated(mesh), set_aside_damaged=True,
+      optional=(train_state.EMA,))
+  if state is not None and ema and train_state.EMA not in state:
+    logging.info('step %d was saved without a moving average of the '
+                 'parameters; it starts at them', int(state['step']))
+    state = train_state.with_ema_from_params(state, mesh)
+  return state
+
+
 def _state_from_init(train, model_config, optimizer, mesh):
   """A fresh optimizer over train.init_from's parameters (and maybe its step)."""
   params, source_step = checkpoints.load_params(
@@ -148,7 +171,8 @@ def _state_from_init(train, model_config, optimizer, mesh):
   step = source_step if train.init_continue else 0
   logging.info('starting at step %d from the parameters of %s (step %d) and a '
                'fresh optimizer', step, train.init_from, source_step)
-  return train_state.from_params(params, step, optimizer, mesh)
+  return train_state.from_params(params, step, optimizer, mesh,
+                                 ema=train.ema_decay > 0)
 
 
 def skipped_updates(opt_state):
@@ -433,17 +457,28 @@ class _Loop:
     checkpoints.save(self.manager, step, state, self.model_config, saved_metrics)
 
   def _evaluate(self, state, step, split, iw_samples):
-    results = evaluate.evaluate_split(self.evaluator, state['params'],
-                                      self.splits, iw_samples, split)
-    self.writer.scalars(step, dict(results, epoch=step / self.steps_per_epoch))
-    logging.info('step %d %s', step, _format(results))
+    """The split's metrics for the run's model (the moving average, if kept).
+
+    With a moving average, validation also reports the training parameters'
+    figures, prefixed live_, so what the average buys is on the curve.
+    """
+    results = evaluate.evaluate_split(
+        self.evaluator, train_state.model_params(state), self.splits,
+        iw_samples, split)
+    logged = dict(results)
+    if split == 'valid' and train_state.EMA in state:
+      live = evaluate.evaluate_split(self.evaluator, state['params'],
+                                     self.splits, 0, split)
+      logged.update({f'live_{name}': value for name, value in live.items()})
+    self.writer.scalars(step, dict(logged, epoch=step / self.steps_per_epoch))
+    logging.info('step %d %s', step, _format(logged))
     return results
 
   def _write_samples(self, state, step):
     # Every process runs the pictures' computation; only the first writes.
     directory = os.path.join(self.workdir, 'samples', f'step_{step}')
-    self.pictures(state['params'], directory, self.splits.test, self.writer,
-                  step)
+    self.pictures(train_state.model_params(state), directory, self.splits.test,
+                  self.writer, step)
 
   def _finish(self, state, step, progress):
     """Final checkpoint, validation and test evaluation, samples."""

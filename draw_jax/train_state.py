@@ -1,4 +1,5 @@
-"""The train state: step, parameters and optimizer state, as a plain dict.
+"""The train state: step, parameters and optimizer state, as a plain dict,
+with the parameters' moving average when train.ema_decay > 0.
 
 A plain dict of arrays is what Orbax saves and jit donates; the model's
 structure (its graphdef) is kept apart and merged back inside jitted code.
@@ -10,6 +11,9 @@ import optax
 from flax import nnx
 
 from draw_jax import sharding
+
+# The train state's key for the parameters' exponential moving average.
+EMA = 'ema_params'
 
 
 def run_keys(seed):
@@ -60,24 +64,33 @@ def graphdef(model_config):
   return nnx.split(abstract_model)[0]
 
 
-def _initial(model_config, optimizer, init_key):
+def _initial(model_config, optimizer, init_key, ema):
   params = nnx.to_pure_dict(
       nnx.split(model_config.make_model(nnx.Rngs(init_key)))[1])
-  return dict(step=jnp.zeros((), jnp.int32), params=params,
-              opt_state=optimizer.init(params))
+  return _with_ema(dict(step=jnp.zeros((), jnp.int32), params=params,
+                        opt_state=optimizer.init(params)), ema)
 
 
-def create(model_config, optimizer, init_key, mesh=None, abstract=False):
+def _with_ema(state, ema):
+  """state, with a moving average that starts at its parameters if ema."""
+  if ema:
+    # Its own buffers (not the same arrays twice), since the step donates both.
+    state[EMA] = jax.tree.map(jnp.copy, state['params'])
+  return state
+
+
+def create(model_config, optimizer, init_key, mesh=None, abstract=False,
+           ema=False):
   """A fresh state, built by jit straight into its replicated sharding.
 
   Every process computes the same state from the same key, so a
   multi-process run needs no broadcast. abstract=True: shapes and dtypes
   only, nothing allocated.
   """
+  initial = lambda key: _initial(model_config, optimizer, key, ema)
   if abstract:
-    return jax.eval_shape(lambda: _initial(model_config, optimizer, init_key))
-  return jax.jit(lambda key: _initial(model_config, optimizer, key),
-                 out_shardings=sharding.replicated(mesh))(init_key)
+    return jax.eval_shape(initial, init_key)
+  return jax.jit(initial, out_shardings=sharding.replicated(mesh))(init_key)
 
 
 def abstract_params(model_config):
@@ -87,19 +100,47 @@ def abstract_params(model_config):
   return dict(step=state['step'], params=state['params'])
 
 
-def from_params(params, step, optimizer, mesh):
+def from_params(params, step, optimizer, mesh, ema=False):
   """A train state holding params at step, with a fresh optimizer state.
 
   Adam's moments start afresh, but the learning-rate schedule goes on from
   step: it counts its own steps, and a fresh count would warm up again and
-  push every later decay and drop back by step.
+  push every later decay and drop back by step. The moving average, if any,
+  starts at params.
   """
   def state(params):
     step_array = jnp.asarray(step, jnp.int32)
     opt_state = optax.tree_utils.tree_set(
         optimizer.init(params), _in_schedule_state, count=step_array)
-    return dict(step=step_array, params=params, opt_state=opt_state)
+    return _with_ema(dict(step=step_array, params=params, opt_state=opt_state),
+                     ema)
   return jax.jit(state, out_shardings=sharding.replicated(mesh))(params)
+
+
+def with_ema_from_params(state, mesh):
+  """A restored state that has no moving average yet, given one at its params."""
+  return jax.jit(lambda state: _with_ema(dict(state), True),
+                 out_shardings=sharding.replicated(mesh))(state)
+
+
+def ema_decay_at(decay, step):
+  """The average's decay at step: ramped up, (1 + step) / (10 + step) at most.
+
+  So a run from scratch forgets its random start within tens of steps, not
+  the 1 / (1 - decay) that the full decay would take.
+  """
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def update_ema(ema_params, params, decay, step):
+  """ema <- d ema + (1 - d) params, with d = ema_decay_at(decay, step)."""
+  return optax.incremental_update(params, ema_params,
+                                  1.0 - ema_decay_at(decay, step))
+
+
+def model_params(state):
+  """The parameters a run is judged by: the moving average's, if it keeps one."""
+  return state.get(EMA, state['params'])
 
 
 def schedule_count(opt_state):

@@ -1,11 +1,19 @@
-"""The campaign's learning-curve script."""
+"""The campaign's scripts: the learning curve, checkpoint averaging."""
 import json
 
+import jax
+import numpy as np
 import pytest
 
+import runs
 import script_modules
+from configs import smoke
+from draw_jax import checkpoints
+from draw_jax import settings
+from draw_jax import sharding
 
 learning_curve = script_modules.load('learning_curve')
+average_checkpoints = script_modules.load('average_checkpoints')
 
 
 def _write_run(workdir, rows):
@@ -98,3 +106,26 @@ def test_learning_curve_goes_on_from_a_lost_attempt_at_its_start_step(
     learning_curve.main([f'--workdir={tmp_path / "second"}',
                          f'--history={tmp_path / "empty.jsonl"}', '--attempt=2',
                          '--from_step=390'])
+
+
+def test_average_checkpoints_measures_the_mean_of_the_newest_k(tmp_path,
+                                                              data_dir):
+  config = smoke.get_config('steps=6')
+  config.data.update(dir=data_dir, max_examples=500)
+  config.train.update(checkpoint_every=2, eval_every=100)
+  config.eval.iw_samples = 0
+  config.sample.outputs = 'grid'
+  runs.train(config, tmp_path)
+  parsed = settings.parse(config)
+  figures = average_checkpoints.averaged_neg_elbos(parsed, str(tmp_path),
+                                                   [2, 4, 6], 'valid')
+  final = json.loads((tmp_path / 'eval_6.json').read_text())
+  assert figures[1] == pytest.approx(final['valid_neg_elbo'])
+  assert len({round(v, 6) for v in figures.values()}) == 3
+  mesh = sharding.make_mesh()
+  params = [checkpoints.load_params(parsed.model, str(tmp_path), mesh, step)[0]
+            for step in (4, 6)]
+  mean = average_checkpoints.mean_params(params)
+  for got, a, b in zip(*(jax.tree.leaves(p) for p in [mean] + params)):
+    np.testing.assert_allclose(np.asarray(got), (np.asarray(a) + np.asarray(b)) / 2,
+                               rtol=1e-6)

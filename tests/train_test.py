@@ -209,6 +209,7 @@ def _snapshot(directory):
     ('batch=0', 'train.batch_size must be > 0'),
     ('data.name="cifar"', "data.name='cifar' is unknown"),
     ('data.binarization="otsu"', "data.binarization='otsu' is unknown"),
+    ('train.ema_decay=1.0', 'train.ema_decay must be in \\[0, 1\\), got 1.0'),
 ])
 def test_bad_config_values_are_named(arg, message, data_dir, trained):
   _, workdir, _ = trained
@@ -422,3 +423,88 @@ def test_the_best_checkpoint_is_known_from_the_disk_after_the_run(tmp_path,
   assert manager.metrics(best)[checkpoints.BEST_METRIC] == pytest.approx(
       valid[best])
   assert set(manager.all_steps()) == {best, 6}
+
+
+def _ema_leaves(state):
+  return [np.asarray(leaf) for leaf in
+          jax.tree.leaves(state[train_state.EMA])]
+
+
+def _assert_leaves_equal(got, want):
+  assert len(got) == len(want)
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_ema_averages_the_parameters_after_each_update(tmp_path, data_dir):
+  decay = 0.9
+  built = _build(_quick_config(data_dir, ema_decay=decay), tmp_path)
+  state = built.state
+  expected = _leaves(state)
+  _assert_leaves_equal(_ema_leaves(state), expected)
+  for step in range(3):
+    state, _ = built.train_step(state, built.train_data, built.epoch_order(0),
+                                built.train_key)
+    # Ramped up: 0.1, 0.18..., then the full decay would take over.
+    d = min(decay, (1 + step) / (10 + step))
+    expected = [d * e + (1 - d) * p for e, p in zip(expected, _leaves(state))]
+    for got, want in zip(_ema_leaves(state), expected):
+      np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+  assert any(not np.array_equal(a, b)
+             for a, b in zip(_ema_leaves(state), _leaves(state)))
+
+
+def test_ema_run_is_evaluated_sampled_and_loaded_by_its_average(tmp_path,
+                                                                data_dir):
+  config = _quick_config(data_dir, num_steps=8, eval_every=8, ema_decay=0.5)
+  state = runs.train(config, tmp_path)
+  rows = [json.loads(line) for line in
+          (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  evaluated = next(row for row in rows if 'valid_neg_elbo' in row)
+  params = {name: train_state.model_params(state) if name == 'ema'
+            else state['params'] for name in ('ema', 'live')}
+  parsed = settings.parse(config)
+  splits = input_pipeline.load_splits('binarized_mnist', data_dir, 1000)
+  evaluator = evaluate.Evaluator(train_state.graphdef(parsed.model),
+                                 parsed.model, sharding.make_mesh(),
+                                 parsed.data.binarization, parsed.eval, 0)
+  figures = {name: evaluator.split_means(p, splits.valid)['neg_elbo']
+             for name, p in params.items()}
+  assert figures['ema'] != figures['live']
+  assert evaluated['valid_neg_elbo'] == pytest.approx(figures['ema'])
+  assert evaluated['live_valid_neg_elbo'] == pytest.approx(figures['live'])
+  # --mode=eval, --mode=sample, init_from and the export load the average.
+  _, run = runs.loaded(config, tmp_path)
+  for got, want in zip(jax.tree.leaves(run.params), _ema_leaves(state)):
+    np.testing.assert_array_equal(np.asarray(got), want)
+  final = json.loads((tmp_path / 'eval_8.json').read_text())
+  assert final['valid_neg_elbo'] == pytest.approx(figures['ema'])
+
+
+def test_ema_resumes_bit_identically(tmp_path, data_dir):
+  def run(num_steps, workdir):
+    return runs.train(_quick_config(data_dir, num_steps=num_steps,
+                                     checkpoint_every=6, eval_every=100,
+                                     ema_decay=0.8), str(tmp_path / workdir))
+  straight = run(12, 'straight')
+  run(6, 'resumed')
+  resumed = run(12, 'resumed')
+  for a, b in zip(_ema_leaves(straight), _ema_leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_ema_switched_on_and_off_over_a_run_s_checkpoints(tmp_path, data_dir):
+  # A checkpoint without an average gets one at its parameters; a checkpoint
+  # with one resumes without it, leaving it on the disk.
+  plain = runs.train(_quick_config(data_dir, num_steps=3, eval_every=100),
+                     str(tmp_path))
+  switched_on = _build(_quick_config(data_dir, ema_decay=0.9), tmp_path)
+  assert int(switched_on.state['step']) == 3
+  _assert_leaves_equal(_ema_leaves(switched_on.state), _leaves(plain))
+  with_ema = runs.train(_quick_config(data_dir, num_steps=6, eval_every=100,
+                                      ema_decay=0.9), str(tmp_path))
+  switched_off = _build(_quick_config(data_dir), tmp_path)
+  assert int(switched_off.state['step']) == 6
+  assert train_state.EMA not in switched_off.state
+  for a, b in zip(_leaves(switched_off.state), _leaves(with_ema)):
+    np.testing.assert_array_equal(a, b)

@@ -13,7 +13,8 @@
 # The recipe, adapted to a GPU: batches of 512 instead of 128 (a step costs
 # about the same there, so 4x the images per second), the peak learning rate
 # 2e-3 x sqrt(4) = 4e-3 (Adam's square-root rule for 4x the batch), warm-up
-# 500 steps, the same cosine decay to 1%, over as many epochs as the measured
+# 500 steps, the halving at epoch 10 (step 975 of 512, not the CPU's step
+# 3,900 of 128), the same cosine decay to 1%, over as many epochs as the measured
 # speed fits into MINUTES; the moving average's decay 0.998, so that it spans
 # as many images as the CPU recipe's 0.9995 at batch 128. Then the evaluation
 # (the -ELBO on all valid and test images; the IW bound, K = 100, on 1,000
@@ -71,6 +72,7 @@ if ((smoke)); then
   bench=(--steps 2 --warmup 1 --iw_samples 4 --eval_examples 20 --iw_examples 2
          --sample_count 4 --repeats 1 --matmul_repeats 2)
   limit=(--config.data.max_examples=64)
+  drops=()
   iw=(--config.eval.iw_samples=4 --config.eval.iw_examples=20)
   max_epochs=2
   steps_per_epoch=4  # 64 examples in batches of 16
@@ -81,6 +83,7 @@ else
   bench=(--steps 30 --warmup 5 --eval_examples 1000 --iw_examples 10
          --sample_count 1000)
   limit=()
+  drops=("--config.train.lr_drops=((975, 0.5),)")  # epoch 10, as on the CPU
   iw=(--config.eval.iw_samples=100 --config.eval.iw_examples=1000)
   max_epochs=300
   steps_per_epoch=97  # 50,000 in batches of 512
@@ -90,7 +93,7 @@ workdir=/tmp/draw_gpu_run
 rm -rf "$workdir"
 
 echo "== benchmark ($(date -u +%T))" | tee -a "$log"
-python3 scripts/benchmark.py --config="$config:$recipe" "${limit[@]}" "${bench[@]}" \
+python3 scripts/benchmark.py --config="$config:$recipe" "${limit[@]}" "${drops[@]}" "${bench[@]}" \
   2>>"$log" | tee -a "$log" | tail -n 1 > "$out/benchmark.json"
 
 epochs=$(python3 - "$out/benchmark.json" "$minutes" "$max_epochs" "$smoke" <<'PY'
@@ -106,7 +109,7 @@ PY
 echo "== training $epochs epochs ($(date -u +%T))" | tee -a "$log"
 started=$(date +%s)
 every=$(( epochs > 10 ? epochs / 10 : 1 ))  # about ten evaluations
-python3 -m draw_jax.main --config="$config:$recipe,epochs=$epochs" "${limit[@]}" \
+python3 -m draw_jax.main --config="$config:$recipe,epochs=$epochs" "${limit[@]}" "${drops[@]}" \
   --config.train.eval_every=$(( every * steps_per_epoch )) \
   --config.train.checkpoint_every=100000 --config.train.checkpoint_every_minutes=0 \
   --config.train.time_budget_minutes=$budget \
@@ -117,7 +120,7 @@ trained=$(( $(date +%s) - started ))
 echo "== export and samples ($(date -u +%T))" | tee -a "$log"
 step=$(python3 -c "import json,glob; print(max(json.load(open(p))['step'] for p in glob.glob('$workdir/eval_[0-9]*.json')))")
 cp "$workdir/eval_$step.json" "$out/eval.json"
-python3 scripts/export_pretrained.py --config="$config:$recipe,epochs=$epochs" "${limit[@]}" \
+python3 scripts/export_pretrained.py --config="$config:$recipe,epochs=$epochs" "${limit[@]}" "${drops[@]}" \
   --workdir="$workdir" --out=/tmp/draw_gpu_pretrained/mnist_attn \
   --commit="$(git rev-parse HEAD 2>/dev/null || echo unknown)" >>"$log" 2>&1
 tar -czf "$out/pretrained_mnist_attn.tar.gz" -C /tmp/draw_gpu_pretrained mnist_attn

@@ -6,7 +6,8 @@
 
 One row per evaluation: epoch, images seen, wall hours (summed over every
 process that trained the run, including work redone after a kill), and the
-valid and test -ELBO. With --markdown, the table replaces what stands between
+valid and test -ELBO; for a run with train.ema_decay those are the moving
+average's, and a last column has the training parameters' valid -ELBO. With --markdown, the table replaces what stands between
 the file's two CURVE_MARKERS; jbornschein/draw's reported figures and the
 paper's bound are drawn beside the curve.
 
@@ -26,6 +27,8 @@ CURVE_MARKERS = ('<!-- learning-curve:start -->', '<!-- learning-curve:end -->')
 # "under"/"about" that figure).
 JBORNSCHEIN = ((50, 90.0), (100, 90.5), (200, 83.0), (300, 81.9))
 PAPER_BOUND = 80.97
+# A run with a moving average also logs its training parameters' figure.
+LIVE_VALID = 'live_valid_neg_elbo'
 
 
 def read_rows(workdir):
@@ -53,7 +56,7 @@ def evaluations(rows, batch_size):
   for row in rows:
     if 'valid_neg_elbo' in row or 'test_neg_elbo' in row:
       record = by_step.setdefault(row['step'], dict(step=row['step']))
-      for name in ('valid_neg_elbo', 'test_neg_elbo', 'epoch'):
+      for name in ('valid_neg_elbo', 'test_neg_elbo', LIVE_VALID, 'epoch'):
         if name in row:
           record[name] = row[name]
       record['wall_hours'] = row['wall_hours']
@@ -119,12 +122,14 @@ def _number(value, digits=2):
 
 def markdown_table(records):
   lines = ['| attempt | step | epoch | images seen | wall hours | valid −ELBO '
-           '| test −ELBO |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+           '| test −ELBO | valid −ELBO, training parameters |',
+           '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
   for r in records:
     lines.append(f"| {r.get('attempt', 1)} | {r['step']:,} | "
                  f"{r['epoch']:.1f} | {r['images']:,} | "
                  f"{r['wall_hours']:.2f} | {_number(r.get('valid_neg_elbo'))} | "
-                 f"{_number(r.get('test_neg_elbo'))} |")
+                 f"{_number(r.get('test_neg_elbo'))} | "
+                 f"{_number(r.get(LIVE_VALID))} |")
   return '\n'.join(lines)
 
 
@@ -142,11 +147,14 @@ def plot(records, path, title, dropped=()):
   matplotlib.use('Agg')
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   figure, axes = pyplot.subplots(figsize=(7, 4.2), dpi=110)
-  for name, label in (('valid_neg_elbo', 'draw_jax valid'),
-                      ('test_neg_elbo', 'draw_jax test')):
+  for name, label, style in (
+      ('valid_neg_elbo', 'draw_jax valid', dict(marker='.')),
+      ('test_neg_elbo', 'draw_jax test', dict(marker='.')),
+      (LIVE_VALID, 'valid, training parameters (not averaged)',
+       dict(color='tab:blue', linestyle=':', linewidth=1))):
     points = [(r['epoch'], r[name]) for r in records if name in r]
     if points:
-      axes.plot(*zip(*points), marker='.', label=label)
+      axes.plot(*zip(*points), label=label, **style)
   for attempt in sorted({r['attempt'] for r in dropped}):
     points = [(r['epoch'], r['test_neg_elbo']) for r in dropped
               if r['attempt'] == attempt and 'test_neg_elbo' in r]

@@ -31,7 +31,9 @@ def test_learning_curve_sums_wall_time_over_processes_and_merges_splits(
       dict(step=390, test_neg_elbo=119.0, epoch=1.0, process_seconds=3610.0),
       # A new process, resumed from step 300: its clock starts again.
       dict(step=390, valid_neg_elbo=118.0, epoch=1.0, process_seconds=900.0),
-      dict(step=780, valid_neg_elbo=110.0, epoch=2.0, process_seconds=1800.0),
+      # A moving average's figure, and the training parameters' beside it.
+      dict(step=780, valid_neg_elbo=110.0, live_valid_neg_elbo=110.5,
+           epoch=2.0, process_seconds=1800.0),
   ])
   records = learning_curve.evaluations(
       learning_curve.read_rows(tmp_path / 'run'), 128)
@@ -42,8 +44,8 @@ def test_learning_curve_sums_wall_time_over_processes_and_merges_splits(
   assert records[1]['wall_hours'] == pytest.approx((3610 + 1800) / 3600)
   assert records[1]['images'] == 780 * 128
   table = learning_curve.markdown_table(records).splitlines()
-  assert table[2] == '| 1 | 390 | 1.0 | 49,920 | 1.25 | 118.00 | 119.00 |'
-  assert table[3].endswith('| 110.00 |  |')
+  assert table[2] == '| 1 | 390 | 1.0 | 49,920 | 1.25 | 118.00 | 119.00 |  |'
+  assert table[3].endswith('| 110.00 |  | 110.50 |')
 
 
 def test_learning_curve_replaces_only_its_section(tmp_path):
@@ -89,8 +91,8 @@ def test_learning_curve_goes_on_from_a_lost_attempt_at_its_start_step(
                        f'--png={tmp_path / "curve.png"}'])
   rows = page.read_text().splitlines()[3:-1]
   # Attempt 1 up to the start step, then attempt 2, its hours counted on.
-  assert rows == ['| 1 | 390 | 1.0 | 49,920 | 1.00 | 120.00 |  |',
-                  '| 2 | 780 | 2.0 | 99,840 | 1.50 | 108.00 |  |']
+  assert rows == ['| 1 | 390 | 1.0 | 49,920 | 1.00 | 120.00 |  |  |',
+                  '| 2 | 780 | 2.0 | 99,840 | 1.50 | 108.00 |  |  |']
   kept = learning_curve.read_history(history)
   assert [(r['attempt'], r['step']) for r in kept] == [
       (1, 390), (1, 780), (2, 780)]

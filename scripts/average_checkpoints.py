@@ -28,7 +28,8 @@ from draw_jax import train_state
 config_flags.DEFINE_config_file('config', None, 'The run\'s configs/*.py file.')
 flags.DEFINE_string('workdir', None, 'A folder with checkpoints/<step>/.')
 flags.DEFINE_list('steps', None, 'Checkpoint steps, oldest first.')
-flags.DEFINE_enum('split', 'valid', ['valid', 'test'], 'The split measured.')
+flags.DEFINE_enum('split', 'valid', ['train', 'valid', 'test'],
+                  'The split measured; train tells how well the run fits it.')
 flags.mark_flags_as_required(['config', 'workdir', 'steps'])
 FLAGS = flags.FLAGS
 

@@ -124,6 +124,10 @@ def test_average_checkpoints_measures_the_mean_of_the_newest_k(tmp_path,
   final = json.loads((tmp_path / 'eval_6.json').read_text())
   assert figures[1] == pytest.approx(final['valid_neg_elbo'])
   assert len({round(v, 6) for v in figures.values()}) == 3
+  # --split=train reads the training images, not the validation ones.
+  train = average_checkpoints.averaged_neg_elbos(parsed, str(tmp_path), [6],
+                                                 'train')[1]
+  assert np.isfinite(train) and train != pytest.approx(figures[1], abs=1e-4)
   mesh = sharding.make_mesh()
   params = [checkpoints.load_params(parsed.model, str(tmp_path), mesh, step)[0]
             for step in (4, 6)]

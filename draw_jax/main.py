@@ -5,6 +5,7 @@
 import logging as std_logging
 import sys
 import threading
+import warnings
 
 import jax
 from absl import app
@@ -123,6 +124,9 @@ def main(argv):
   except USER_ERRORS as error:
     if isinstance(error, workdirs.DiskFullError):
       _FULL_DISK_REPORTED.append(True)
+      # The aborted save's coroutines are collected at exit, after our line.
+      warnings.filterwarnings('ignore', 'coroutine .* was never awaited',
+                              RuntimeWarning)
     logging.error('%s', error)
     sys.exit(f'error: {error}')
   except KeyboardInterrupt:  # Ctrl-C outside the training loop's own handler

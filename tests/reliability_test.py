@@ -646,6 +646,35 @@ def test_disk_filling_up_is_one_error_and_the_run_resumes_elsewhere(
   _assert_same_state(moved, reference)
 
 
+_ABORTED_SAVE = """
+import sys
+from absl import app
+from draw_jax import main, workdirs
+
+async def write_fragment():
+  pass
+
+def run_mode(*args):
+  # An Orbax write cut short by the full disk: a coroutine never awaited.
+  sys.modules[__name__].pending = write_fragment()
+  raise workdirs.DiskFullError('the disk of workdir /w is full')
+
+main.run_mode = run_mode
+sys.argv = ['draw', '--config=configs/smoke.py', '--workdir=/w']
+app.run(main.main)
+"""
+
+
+def test_a_full_disk_error_is_the_last_line_even_with_a_save_cut_short():
+  done = subprocess.run([sys.executable, '-c', _ABORTED_SAVE],
+                        capture_output=True, text=True, check=False,
+                        timeout=120)
+  assert done.returncode == 1, done.stderr
+  assert done.stderr.strip().splitlines()[-1] == (
+      'error: the disk of workdir /w is full'), done.stderr
+  assert 'never awaited' not in done.stderr, done.stderr
+
+
 def test_a_disk_too_small_is_refused_before_training(small_disk, data_dir,
                                                      compile_cache):
   _fill(small_disk)

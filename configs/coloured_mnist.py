@@ -6,6 +6,12 @@ channel, and the discretized logistic likelihood in bits/dim. The network is
 CIFAR-10's (configs/cifar10.py) at MNIST's 28x28.
 
   python -m draw_jax.main --config=configs/coloured_mnist.py --workdir=/tmp/draw_colour
+
+Reaches 6.00 bits/dim on test after 15 CPU minutes (step 132;
+docs/experiments.md has the exact command):
+
+  python -m draw_jax.main --config=configs/coloured_mnist.py:minutes=15 \
+      --workdir=/tmp/draw_colour
 """
 from draw_jax import defaults
 

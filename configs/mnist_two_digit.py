@@ -9,6 +9,10 @@ CPU learned far faster than T = 64, a 6x6 read and batches of 128
 
   python -m draw_jax.main --config=configs/mnist_two_digit.py --workdir=/tmp/draw_two
   python scripts/two_digit_attention.py --config=configs/mnist_two_digit.py --workdir=/tmp/draw_two
+
+Reaches, at step 6,941 (about 80 minutes on one CPU core), test -ELBO 246.83
+nats, with the write window moving between the two digits
+(docs/experiments.md).
 """
 from draw_jax import defaults
 

@@ -1,21 +1,23 @@
 """A run's learning curve: a markdown table and a PNG of -ELBO against epochs.
 
   python scripts/learning_curve.py --workdir=$HOME/draw_runs/mnist_attn_paper \
-      --history=docs/mnist_attn_curve.jsonl --attempt=2 \
-      --markdown=docs/results.md --png=docs/mnist_attn_curve.png
+      --history=docs/mnist_attn_curve.jsonl \
+      --markdown=docs/results.md --png=docs/mnist_attn_curve.png --every=5
 
-One row per evaluation: epoch, images seen, wall hours (summed over every
-process that trained the run, including work redone after a kill), and the
-valid and test -ELBO; for a run with train.ema_decay those are the moving
-average's, and a last column has the training parameters' valid -ELBO. With --markdown, the table replaces what stands between
-the file's two CURVE_MARKERS; jbornschein/draw's reported figures and the
-paper's bound are drawn beside the curve.
+One row per evaluation: step, epoch, wall hours (summed over every process
+that trained the run, including work redone after a stop), and the valid and
+test -ELBO; for a run with train.ema_decay those are the moving average's,
+and a last column has the training parameters' valid -ELBO. With --markdown,
+the table replaces what stands between the file's two CURVE_MARKERS;
+jbornschein/draw's reported figures and the paper's bound are drawn beside
+the curve.
 
---history keeps a campaign's curve across workdirs. A workdir lost with its
-machine is attempt 1; the next (--attempt=2) starts from shipped parameters
-(train.init_from with train.init_continue) at their step. The curve is then
-attempt 1 up to that step and attempt 2 after it; what attempt 1 did beyond
-it is drawn dashed. The history file is rewritten with this attempt's records.
+--history is a JSON-lines file of earlier evaluations of the same curve, for
+a run that started from another's parameters (train.init_from with
+train.init_continue): the curve is the history up to the run's start step,
+then the run's evaluations, whose wall hours count on from the history's.
+With --workdir the history file is rewritten with that curve; without it,
+the table and the PNG are drawn from the history alone.
 """
 import argparse
 import json
@@ -29,6 +31,8 @@ JBORNSCHEIN = ((50, 90.0), (100, 90.5), (200, 83.0), (300, 81.9))
 PAPER_BOUND = 80.97
 # A run with a moving average also logs its training parameters' figure.
 LIVE_VALID = 'live_valid_neg_elbo'
+FIELDS = ('step', 'epoch', 'wall_hours', 'valid_neg_elbo', 'test_neg_elbo',
+          LIVE_VALID)
 
 
 def read_rows(workdir):
@@ -50,7 +54,7 @@ def read_rows(workdir):
   return rows
 
 
-def evaluations(rows, batch_size):
+def evaluations(rows):
   """One record per evaluated step, its latest values winning."""
   by_step = {}
   for row in rows:
@@ -60,21 +64,13 @@ def evaluations(rows, batch_size):
         if name in row:
           record[name] = row[name]
       record['wall_hours'] = row['wall_hours']
-  records = [by_step[step] for step in sorted(by_step)]
-  for record in records:
-    record['images'] = record['step'] * batch_size
-  return records
+  return [by_step[step] for step in sorted(by_step)]
 
 
-def start_step(config, history, attempt):
-  """The step a workdir's run began at, once known kept in the history.
-
-  Its first process's config.json names init_from; a resume rewrites it.
-  """
-  for record in history:
-    if record['attempt'] == attempt:
-      return record['start']
-  train = config['train']
+def start_step(workdir):
+  """The step a run began at: its init_from's, with init_continue, else 0."""
+  with open(os.path.join(workdir, 'config.json')) as f:
+    train = json.load(f)['train']
   if not (train.get('init_from') and train.get('init_continue')):
     return 0
   with open(os.path.join(train['init_from'], 'pretrained.json')) as f:
@@ -82,38 +78,33 @@ def start_step(config, history, attempt):
 
 
 def read_history(path):
-  """A campaign's committed records, or none if the file is new."""
+  """Earlier evaluations, in step order, or none if the file is new."""
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    records = [json.loads(line) for line in f if line.strip()]
+  for record in records:
+    missing = {'step', 'epoch', 'wall_hours'} - set(record)
+    if missing:
+      raise ValueError(f'a record has no {", ".join(sorted(missing))}')
+  return sorted(records, key=lambda r: r['step'])
 
 
-def merge(history, records, attempt, start):
-  """The history with this attempt's records replaced by the workdir's.
-
-  Each record carries its attempt and the step that attempt started from;
-  this attempt's wall hours count on from the curve's record at its start.
-  """
-  others = [r for r in history if r['attempt'] != attempt]
-  earlier = curve(others, attempt - 1) if attempt > 1 else []
-  before = [r for r in earlier if r['step'] <= start]
+def continue_history(history, records, start):
+  """The history up to step start, then records, their hours counted on."""
+  before = [r for r in history if r['step'] <= start]
   if start and not before:
-    raise ValueError(f'attempt {attempt} starts at step {start:,}, but the '
-                     f'history has no earlier record at or before it')
+    raise ValueError(f'the run starts at step {start:,}, but the history '
+                     'has no evaluation at or before it')
   offset = before[-1]['wall_hours'] if before else 0.0
-  mine = [dict(r, attempt=attempt, start=start,
-               wall_hours=r['wall_hours'] + offset) for r in records]
-  return sorted(others + mine, key=lambda r: (r['attempt'], r['step']))
+  return before + [dict(r, wall_hours=r['wall_hours'] + offset)
+                   for r in records if r['step'] > start]
 
 
-def curve(history, attempt):
-  """The records on attempt's line: its forebears' up to its start, then its."""
-  mine = [r for r in history if r['attempt'] == attempt]
-  if attempt <= 1 or not mine:
-    return mine
-  start = mine[0]['start']
-  return [r for r in curve(history, attempt - 1) if r['step'] <= start] + mine
+def thin(records, every):
+  """The first record, every every-th, and the last."""
+  return [r for i, r in enumerate(records)
+          if i == 0 or (i + 1) % every == 0 or i == len(records) - 1]
 
 
 def _number(value, digits=2):
@@ -121,12 +112,11 @@ def _number(value, digits=2):
 
 
 def markdown_table(records):
-  lines = ['| attempt | step | epoch | images seen | wall hours | valid −ELBO '
-           '| test −ELBO | valid −ELBO, training parameters |',
-           '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
+  lines = ['| step | epoch | wall hours | valid −ELBO | test −ELBO '
+           '| valid −ELBO, training parameters |',
+           '| ---: | ---: | ---: | ---: | ---: | ---: |']
   for r in records:
-    lines.append(f"| {r.get('attempt', 1)} | {r['step']:,} | "
-                 f"{r['epoch']:.1f} | {r['images']:,} | "
+    lines.append(f"| {r['step']:,} | {r['epoch']:.1f} | "
                  f"{r['wall_hours']:.2f} | {_number(r.get('valid_neg_elbo'))} | "
                  f"{_number(r.get('test_neg_elbo'))} | "
                  f"{_number(r.get(LIVE_VALID))} |")
@@ -142,7 +132,7 @@ def replace_between_markers(text, table):
   return f'{head}{start}\n{table}\n{end}{tail}'
 
 
-def plot(records, path, title, dropped=()):
+def plot(records, path, title):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
@@ -155,18 +145,11 @@ def plot(records, path, title, dropped=()):
     points = [(r['epoch'], r[name]) for r in records if name in r]
     if points:
       axes.plot(*zip(*points), label=label, **style)
-  for attempt in sorted({r['attempt'] for r in dropped}):
-    points = [(r['epoch'], r['test_neg_elbo']) for r in dropped
-              if r['attempt'] == attempt and 'test_neg_elbo' in r]
-    if points:
-      axes.plot(*zip(*points), color='grey', linestyle='--', marker='.',
-                label=f'attempt {attempt} test, not continued')
   axes.plot(*zip(*JBORNSCHEIN), 'ks', fillstyle='none',
             label='jbornschein/draw (reported)')
   axes.axhline(PAPER_BOUND, color='tab:red', linestyle='--',
                label=f'paper: ≤ {PAPER_BOUND}')
-  values = [r[n] for r in list(records) + list(dropped)
-            for n in ('valid_neg_elbo', 'test_neg_elbo')
+  values = [r[n] for r in records for n in ('valid_neg_elbo', 'test_neg_elbo')
             if n in r]
   low = min(values + [PAPER_BOUND]) - 2
   axes.set_ylim(low, min(max(values + [95.0]) + 3, low + 60))
@@ -182,41 +165,44 @@ def plot(records, path, title, dropped=()):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--workdir', required=True)
+  parser.add_argument('--workdir', help='a run\'s workdir (metrics.jsonl, '
+                      'config.json)')
+  parser.add_argument('--history', help='earlier evaluations (JSON lines); '
+                      'rewritten with the run\'s when --workdir is given')
+  parser.add_argument('--from_step', type=int, help='the step the run '
+                      'started from; default: its config.json\'s init_from, '
+                      'with init_continue, else 0')
   parser.add_argument('--markdown', help='a file with the curve markers')
   parser.add_argument('--png', help='where to draw the curve')
+  parser.add_argument('--every', type=int, default=1, help='table rows: the '
+                      'first evaluation, every n-th and the last (the PNG '
+                      'draws them all)')
   parser.add_argument('--title', default='DRAW on binarized MNIST')
-  parser.add_argument('--history', help='a campaign\'s records (JSON lines), '
-                      'read and rewritten with this attempt\'s')
-  parser.add_argument('--attempt', type=int, default=1,
-                      help='which attempt of the campaign the workdir is')
-  parser.add_argument('--from_step', type=int, help='the step the attempt '
-                      'started from; default: as the history or the '
-                      'workdir\'s config.json (init_from) records it')
   args = parser.parse_args(argv)
-  if args.attempt < 1:
-    sys.exit(f'error: --attempt must be 1 or more, not {args.attempt}')
-  try:
-    with open(os.path.join(args.workdir, 'config.json')) as f:
-      config = json.load(f)
-    records = evaluations(read_rows(args.workdir),
-                          config['train']['batch_size'])
-  except (OSError, KeyError, ValueError) as error:
-    sys.exit(f'error: {args.workdir}: {error}')
-  history = []
+  if not (args.workdir or args.history):
+    sys.exit('error: give --workdir, --history or both')
+  if args.every < 1:
+    sys.exit(f'error: --every must be 1 or more, not {args.every}')
+  records = []
+  if args.workdir:
+    try:
+      records = evaluations(read_rows(args.workdir))
+      start = (args.from_step if args.from_step is not None
+               else start_step(args.workdir))
+    except (OSError, KeyError, ValueError) as error:
+      sys.exit(f'error: {args.workdir}: {error}')
   if args.history:
     try:
       history = read_history(args.history)
-      start = args.from_step
-      if start is None:
-        start = start_step(config, history, args.attempt)
-      history = merge(history, records, args.attempt, start)
+      if args.workdir:
+        records = continue_history(history, records, start)
+      else:
+        records = history
     except (OSError, KeyError, ValueError) as error:
       sys.exit(f'error: {args.history}: {error}')
-    records = curve(history, args.attempt)
   if not records:
-    sys.exit(f'error: {args.workdir} has no evaluations yet')
-  table = markdown_table(records)
+    sys.exit('error: no evaluations yet')
+  table = markdown_table(thin(records, args.every))
   if args.markdown:
     with open(args.markdown) as f:
       text = f.read()
@@ -228,12 +214,12 @@ def main(argv=None):
       f.write(text)
   else:
     print(table)
-  if args.history:
+  if args.history and args.workdir:
     with open(args.history, 'w') as f:
-      f.writelines(json.dumps(r) + '\n' for r in history)
+      f.writelines(json.dumps({k: r[k] for k in FIELDS if k in r}) + '\n'
+                   for r in records)
   if args.png:
-    dropped = [r for r in history if r not in records]
-    plot(records, args.png, args.title, dropped)
+    plot(records, args.png, args.title)
 
 
 if __name__ == '__main__':

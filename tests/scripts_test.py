@@ -1,4 +1,4 @@
-"""The campaign's scripts: the learning curve, checkpoint averaging."""
+"""The scripts: the learning curve, checkpoint averaging."""
 import json
 
 import jax
@@ -16,11 +16,17 @@ learning_curve = script_modules.load('learning_curve')
 average_checkpoints = script_modules.load('average_checkpoints')
 
 
-def _write_run(workdir, rows):
+def _write_run(workdir, rows, **train):
   workdir.mkdir()
-  (workdir / 'config.json').write_text(json.dumps(dict(train=dict(batch_size=128))))
+  (workdir / 'config.json').write_text(
+      json.dumps(dict(train=dict(batch_size=128, **train))))
   (workdir / 'metrics.jsonl').write_text(
       ''.join(json.dumps(row) + '\n' for row in rows) + '{"step": 9, "cut sh')
+
+
+def _table_rows(page):
+  """The table's data rows between the curve markers."""
+  return page.read_text().splitlines()[3:-1]
 
 
 def test_learning_curve_sums_wall_time_over_processes_and_merges_splits(
@@ -36,15 +42,15 @@ def test_learning_curve_sums_wall_time_over_processes_and_merges_splits(
            epoch=2.0, process_seconds=1800.0),
   ])
   records = learning_curve.evaluations(
-      learning_curve.read_rows(tmp_path / 'run'), 128)
+      learning_curve.read_rows(tmp_path / 'run'))
   assert [r['step'] for r in records] == [390, 780]
   # The later evaluation of a step wins; the test figure of that step stays.
   assert records[0]['valid_neg_elbo'] == 118.0
   assert records[0]['test_neg_elbo'] == 119.0
   assert records[1]['wall_hours'] == pytest.approx((3610 + 1800) / 3600)
-  assert records[1]['images'] == 780 * 128
   table = learning_curve.markdown_table(records).splitlines()
-  assert table[2] == '| 1 | 390 | 1.0 | 49,920 | 1.25 | 118.00 | 119.00 |  |'
+  assert table[0].startswith('| step | epoch | wall hours |')
+  assert table[2] == '| 390 | 1.0 | 1.25 | 118.00 | 119.00 |  |'
   assert table[3].endswith('| 110.00 |  | 110.50 |')
 
 
@@ -58,7 +64,7 @@ def test_learning_curve_replaces_only_its_section(tmp_path):
                        f'--png={tmp_path / "curve.png"}'])
   text = page.read_text()
   assert text.startswith('before\n') and text.endswith('after\n')
-  assert 'old table' not in text and '| 1 | 390 | 1.0 |' in text
+  assert 'old table' not in text and '| 390 | 1.0 | 0.02 | 120.00 |' in text
   assert (tmp_path / 'curve.png').stat().st_size > 1000
   (tmp_path / 'plain.md').write_text('no markers here')
   with pytest.raises(SystemExit, match='no <!-- learning-curve:start'):
@@ -66,48 +72,73 @@ def test_learning_curve_replaces_only_its_section(tmp_path):
                          f'--markdown={tmp_path / "plain.md"}'])
 
 
-def test_learning_curve_goes_on_from_a_lost_attempt_at_its_start_step(
+def test_learning_curve_continues_a_history_from_the_run_s_start_step(
     tmp_path):
-  """Attempt 2 starts from attempt 1's shipped step-390 parameters."""
+  """A run from shipped step-390 parameters goes on from the history there."""
   history = tmp_path / 'curve.jsonl'
+  # An earlier run's curve; its step-780 evaluation is superseded.
   _write_run(tmp_path / 'first', [
       dict(step=390, valid_neg_elbo=120.0, epoch=1.0, process_seconds=3600.0),
       dict(step=780, valid_neg_elbo=110.0, epoch=2.0, process_seconds=7200.0)])
   learning_curve.main([f'--workdir={tmp_path / "first"}',
                        f'--history={history}'])
+  assert [(r['step'], r['wall_hours']) for r in
+          learning_curve.read_history(history)] == [(390, 1.0), (780, 2.0)]
   shipped = tmp_path / 'pretrained'
   shipped.mkdir()
   (shipped / 'pretrained.json').write_text(json.dumps(dict(step=390)))
   _write_run(tmp_path / 'second', [
       dict(step=400, train_loss=119.0, process_seconds=60.0),
-      dict(step=780, valid_neg_elbo=108.0, epoch=2.0, process_seconds=1800.0)])
-  (tmp_path / 'second' / 'config.json').write_text(json.dumps(dict(train=dict(
-      batch_size=128, init_from=str(shipped), init_continue=True))))
+      dict(step=780, valid_neg_elbo=108.0, epoch=2.0, process_seconds=1800.0)],
+             init_from=str(shipped), init_continue=True)
   page = tmp_path / 'results.md'
   start, end = learning_curve.CURVE_MARKERS
   page.write_text(f'{start}\n{end}\n')
   learning_curve.main([f'--workdir={tmp_path / "second"}', f'--history={history}',
-                       '--attempt=2', f'--markdown={page}',
-                       f'--png={tmp_path / "curve.png"}'])
-  rows = page.read_text().splitlines()[3:-1]
-  # Attempt 1 up to the start step, then attempt 2, its hours counted on.
-  assert rows == ['| 1 | 390 | 1.0 | 49,920 | 1.00 | 120.00 |  |  |',
-                  '| 2 | 780 | 2.0 | 99,840 | 1.50 | 108.00 |  |  |']
+                       f'--markdown={page}', f'--png={tmp_path / "curve.png"}'])
+  # The history up to step 390, then the run, its hours counted on from 1.00.
+  expected = ['| 390 | 1.0 | 1.00 | 120.00 |  |  |',
+              '| 780 | 2.0 | 1.50 | 108.00 |  |  |']
+  assert _table_rows(page) == expected
   kept = learning_curve.read_history(history)
-  assert [(r['attempt'], r['step']) for r in kept] == [
-      (1, 390), (1, 780), (2, 780)]
-  # Rerunning replaces attempt 2's records rather than adding to them, and
-  # its start is kept in the history once a resume's config.json lost it.
-  (tmp_path / 'second' / 'config.json').write_text(json.dumps(dict(train=dict(
-      batch_size=128, init_from='', init_continue=False))))
+  assert [(r['step'], r['valid_neg_elbo']) for r in kept] == [
+      (390, 120.0), (780, 108.0)]
+  assert all(set(r) <= set(learning_curve.FIELDS) for r in kept)
+  # Rerunning gives the same history; --from_step stands in for a config.json
+  # that no longer names init_from.
+  (tmp_path / 'second' / 'config.json').write_text(
+      json.dumps(dict(train=dict(batch_size=128))))
   learning_curve.main([f'--workdir={tmp_path / "second"}', f'--history={history}',
-                       '--attempt=2'])
+                       '--from_step=390'])
   assert learning_curve.read_history(history) == kept
-  # An attempt with nothing before its start in the history is an error.
-  with pytest.raises(SystemExit, match='no earlier record'):
+  # The history alone draws the same table and leaves its file as it is.
+  page.write_text(f'{start}\n{end}\n')
+  learning_curve.main([f'--history={history}', f'--markdown={page}'])
+  assert _table_rows(page) == expected
+  assert learning_curve.read_history(history) == kept
+  # A run that starts where the history has nothing before it is an error.
+  with pytest.raises(SystemExit, match='no evaluation at or before it'):
     learning_curve.main([f'--workdir={tmp_path / "second"}',
-                         f'--history={tmp_path / "empty.jsonl"}', '--attempt=2',
+                         f'--history={tmp_path / "empty.jsonl"}',
                          '--from_step=390'])
+  with pytest.raises(SystemExit, match='--workdir, --history or both'):
+    learning_curve.main([f'--markdown={page}'])
+
+
+def test_learning_curve_every_keeps_the_first_every_nth_and_the_last(
+    tmp_path):
+  _write_run(tmp_path / 'run', [
+      dict(step=100 * n, valid_neg_elbo=200.0 - n, epoch=float(n),
+           process_seconds=36.0 * n) for n in range(1, 8)])
+  page = tmp_path / 'results.md'
+  start, end = learning_curve.CURVE_MARKERS
+  page.write_text(f'{start}\n{end}\n')
+  learning_curve.main([f'--workdir={tmp_path / "run"}', f'--markdown={page}',
+                       '--every=3'])
+  assert [row.split(' | ')[0] for row in _table_rows(page)] == [
+      '| 100', '| 300', '| 600', '| 700']
+  with pytest.raises(SystemExit, match='--every must be 1 or more'):
+    learning_curve.main([f'--workdir={tmp_path / "run"}', '--every=0'])
 
 
 def test_average_checkpoints_measures_the_mean_of_the_newest_k(tmp_path,

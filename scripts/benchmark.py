@@ -14,6 +14,12 @@ hand_gflops_per_image the matmul-only count of hand_count_train_flops;
 roofline_fraction is achieved GFLOP/s over a measured [batch, 520] @ [520, 1024]
 float32 matmul's GFLOP/s on each device.
 
+Every configs/*.py runs, the classifier's (cluttered_mnist_cls) too: it has
+no likelihood bound and draws no samples, so its iw{K}_images_per_sec and
+sample_images_per_sec are null. A sweep file (configs/sweep_t_read.py) is
+not a config: benchmark one of its points, e.g.
+--config=configs/mnist_attn.py:T=8,read=2.
+
 The defaults of --eval_examples, --iw_examples and --sample_count keep a CPU
 run of the paper's model to a few minutes; raise them on an accelerator, where
 calls this small measure dispatch more than compute.
@@ -22,6 +28,7 @@ import dataclasses
 import json
 import os
 import resource
+import runpy
 import statistics
 import sys
 import time
@@ -38,13 +45,16 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 
+from draw_jax import classifier
 from draw_jax import datasets
 from draw_jax import evaluate
 from draw_jax import host_memory
 from draw_jax import input_pipeline
 from draw_jax import layers
-from draw_jax import sampling
+from draw_jax import model as draw_model
+from draw_jax import pictures
 from draw_jax import settings as settings_lib
+from draw_jax import sweep
 from draw_jax import train
 from draw_jax import train_state
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -95,7 +105,7 @@ def define_flags():
 def build_training(settings):
   """The trainer's own state, on-device train split, epoch order and step."""
   data = settings.data
-  splits = input_pipeline.load_splits(data.name, data.dir, data.max_examples)
+  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
   return train.build_training(settings, splits), splits
 
 
@@ -180,29 +190,48 @@ def xla_train_flops(settings, training, splits, compiled):
   return XlaFlops(rolled, per_time_step, rolled + (T - 1) * per_time_step)
 
 
-def hand_count_train_flops(draw_config):
-  """Matmul and filterbank FLOPs of one image's training step (forward x 3, x T).
+def hand_count_train_flops(model_config):
+  """Matmul and filterbank FLOPs of one image's training step (forward x 3).
 
   Counts multiply-adds as 2 FLOPs and nothing elementwise: not the LSTM gate
   nonlinearities, filterbank exponentials, loss, KL or optimizer update.
   Backward is taken as twice the forward (gradients of inputs and weights).
   """
-  c = draw_config
-  forward = (
+  if isinstance(model_config, classifier.ClassifierConfig):
+    return 3 * _classifier_forward_flops(model_config)
+  return 3 * _draw_forward_flops(model_config)
+
+
+def _read_flops(glimpse, height, width, channels):
+  """Eq. (27), F_Y x F_X^T: [N, B] @ [B, A C], then the N x N x C glimpse."""
+  return (2 * glimpse * height * width * channels
+          + 2 * glimpse * glimpse * width * channels)
+
+
+def _draw_forward_flops(c):
+  """DRAW's forward pass over its T steps."""
+  step = (
       2 * (c.read_size + c.dec_size + c.enc_size) * _LSTM_GATES * c.enc_size  # eq. (5)
       + 2 * (c.z_size + c.dec_size) * _LSTM_GATES * c.dec_size  # eq. (7)
       + 2 * c.enc_size * 2 * c.z_size  # mean and log sigma, eq. (1)-(2)
       + 2 * c.dec_size * c.write_size)  # the write patch
   if c.attention:
-    forward += 2 * (2 * c.dec_size * layers.NUM_ATTENTION_PARAMS)  # the heads
-    read_channels = 2 * c.channels  # x and x_hat share one filterbank
-    # Eq. (27), F_Y x F_X^T: [N, B] @ [B, A C'], then the N x N x C' glimpse.
-    forward += 2 * c.read_n * c.height * c.width * read_channels
-    forward += 2 * c.read_n * c.read_n * c.width * read_channels
+    step += 2 * (2 * c.dec_size * layers.NUM_ATTENTION_PARAMS)  # the heads
+    # x and x_hat share one filterbank: one read of 2C channels.
+    step += _read_flops(c.read_n, c.height, c.width, 2 * c.channels)
     # Eq. (29), F_Y^T w F_X: [B, N] @ [N, N C], then [B, N C] @ [N, A].
-    forward += 2 * c.height * c.write_n * c.write_n * c.channels
-    forward += 2 * c.height * c.write_n * c.width * c.channels
-  return 3 * forward * c.T
+    step += 2 * c.height * c.write_n * c.write_n * c.channels
+    step += 2 * c.height * c.write_n * c.width * c.channels
+  return step * c.T
+
+
+def _classifier_forward_flops(c):
+  """The glimpse classifier's T glimpses, then its softmax layer once."""
+  glimpse = (
+      2 * (c.glimpse_size + c.hidden_size) * _LSTM_GATES * c.hidden_size
+      + 2 * c.hidden_size * layers.NUM_ATTENTION_PARAMS  # where to look
+      + _read_flops(c.glimpse, c.height, c.width, c.channels))
+  return glimpse * c.T + 2 * c.hidden_size * c.num_classes
 
 
 # ---- evaluation, sampling, reference matmul ----------------------------------
@@ -256,6 +285,61 @@ def device_peak_mb():
   return stats['peak_bytes_in_use'] / 2**20
 
 
+def is_generative(model_config):
+  """DRAW has a likelihood bound and draws samples; the classifier neither."""
+  return isinstance(model_config, draw_model.DrawConfig)
+
+
+def time_evaluation(evaluator, params, splits, eval_examples, repeats):
+  """Test images/s of the split-wide terms: the -ELBO, or the classifier's."""
+  images = input_pipeline.strided_subset(splits.test, eval_examples)
+  # With the labels where there are any, as the trainer evaluates: the
+  # classifier's cross-entropy needs them, DRAW ignores them.
+  labels = (None if splits.test_labels is None else
+            input_pipeline.strided_subset(splits.test_labels, eval_examples))
+  first, seconds, _ = time_calls(
+      lambda: evaluator.split_means(params, images, labels), repeats)
+  images_per_sec = len(images) / seconds
+  what = ('negative ELBO' if is_generative(evaluator.model_config)
+          else 'cross-entropy and error')
+  print(f'{what}: {images_per_sec:.1f} images/s on {len(images)} '
+        f'(first call {first:.2f} s)', flush=True)
+  return images_per_sec
+
+
+def time_iw_bound(evaluator, params, splits, iw_samples, repeats):
+  """Images/s of the importance-weighted bound; None for the classifier."""
+  if not evaluator.has_iw_bound:
+    print('IW bound: not applicable, the model has no likelihood',
+          flush=True)
+    return None
+  # The evaluator takes its own strided subset of config.eval.iw_examples.
+  first, seconds, (_, count) = time_calls(
+      lambda: evaluator.importance_weighted_nll(params, splits.test,
+                                                iw_samples), repeats)
+  print(f'IW bound K={iw_samples}: {count / seconds:.2f} images/s on '
+        f'{count} (first call {first:.2f} s)', flush=True)
+  return count / seconds
+
+
+def time_sampling(settings, training, params, sample_count, repeats):
+  """Generated images/s; None for the classifier, which generates nothing."""
+  model_config = training.model_config
+  if not is_generative(model_config):
+    print('sampling: not applicable, the classifier generates nothing',
+          flush=True)
+    return None
+  sampler = pictures.Sampler(training.graphdef, model_config, training.mesh,
+                             settings.data.binarization)
+  key = jax.random.key(settings.sample.seed)
+  first, seconds, _ = time_calls(
+      lambda: sampler.final_samples(params, key, sample_count), repeats)
+  print(f'sampling: {sample_count / seconds:.1f} images/s, {sample_count} '
+        f'samples of {model_config.T} steps (first call {first:.2f} s)',
+        flush=True)
+  return sample_count / seconds
+
+
 # ---- the program ----------------------------------------------------------------
 
 
@@ -274,8 +358,8 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
   settings = settings_lib.parse(config)
   training, splits = build_training(settings)
   inputs = step_inputs(training)
-  draw_config, device_count = training.model_config, jax.device_count()
-  print(f'{config_name}: T={draw_config.T}, batch {batch}, '
+  model_config, device_count = training.model_config, jax.device_count()
+  print(f'{config_name}: T={model_config.T}, batch {batch}, '
         f'{train_state.parameter_count(training.state["params"]):,} parameters, '
         f'{device_count} {jax.default_backend()} device(s) '
         f'({jax.devices()[0].device_kind}), jax {jax.__version__}', flush=True)
@@ -308,7 +392,7 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
 
   # The SPMD program is one device's share of the batch.
   xla_per_image = flop_counts.total * device_count / batch
-  hand_per_image = hand_count_train_flops(draw_config)
+  hand_per_image = hand_count_train_flops(model_config)
   achieved = xla_per_image * train_images_per_sec / 1e9
   matmul = matmul_gflops(batch, matmul_repeats)
   roofline_fraction = achieved / (matmul * device_count)
@@ -320,34 +404,14 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
         f'{MATMUL_INNER}x{MATMUL_OUTER} matmul {matmul:.1f} GFLOP/s; '
         f'fraction {roofline_fraction:.3f}', flush=True)
 
-  binarization = settings.data.binarization
-  evaluator = evaluate.Evaluator(training.graphdef, draw_config, training.mesh,
-                                 binarization, settings.eval,
-                                 settings.train.seed)
   params = state['params']
-  eval_images = input_pipeline.strided_subset(splits.test, eval_examples)
-  eval_first, eval_sec, _ = time_calls(
-      lambda: evaluator.split_means(params, eval_images), repeats)
-  eval_images_per_sec = len(eval_images) / eval_sec
-  print(f'negative ELBO: {eval_images_per_sec:.1f} images/s on {len(eval_images)} '
-        f'(first call {eval_first:.2f} s)', flush=True)
-
-  # The evaluator takes its own strided subset of config.eval.iw_examples.
-  iw_first, iw_sec, (_, iw_count) = time_calls(
-      lambda: evaluator.importance_weighted_nll(params, splits.test,
-                                                iw_samples), repeats)
-  iw_images_per_sec = iw_count / iw_sec
-  print(f'IW bound K={iw_samples}: {iw_images_per_sec:.2f} images/s on '
-        f'{iw_count} (first call {iw_first:.2f} s)', flush=True)
-
-  sampler = sampling.Sampler(training.graphdef, draw_config, training.mesh,
-                             binarization)
-  sample_key = jax.random.key(settings.sample.seed)
-  sample_first, sample_sec, _ = time_calls(
-      lambda: sampler.final_samples(params, sample_key, sample_count), repeats)
-  sample_images_per_sec = sample_count / sample_sec
-  print(f'sampling: {sample_images_per_sec:.1f} images/s, {sample_count} samples '
-        f'of {draw_config.T} steps (first call {sample_first:.2f} s)', flush=True)
+  evaluator = evaluate.Evaluator(settings, training.graphdef, training.mesh)
+  eval_images_per_sec = time_evaluation(evaluator, params, splits,
+                                        eval_examples, repeats)
+  iw_images_per_sec = time_iw_bound(evaluator, params, splits, iw_samples,
+                                    repeats)
+  sample_images_per_sec = time_sampling(settings, training, params,
+                                        sample_count, repeats)
 
   rss, device_mb = peak_rss_mb(), device_peak_mb()
   print(f'memory: peak host RSS {rss:.0f} MB; device peak '
@@ -382,11 +446,45 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
       'thp_mode': thp_mode,
       'glibc_huge_pages': huge_pages,
       'config': config_name,
-      'T': draw_config.T,
+      'T': model_config.T,
       'batch': batch,
       'steps': steps,
       'warmup': warmup,
   }
+
+
+def config_file(argv):
+  """FILE of --config=FILE[:arg] or --config FILE in argv; None if absent."""
+  for index, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return arg[len('--config='):].split(':', 1)[0]
+    if arg == '--config' and index + 1 < len(argv):
+      return argv[index + 1].split(':', 1)[0]
+  return None
+
+
+def sweep_file_error(path):
+  """The one-line error for a sweep file given as --config; None otherwise.
+
+  ml_collections would fail on it with an AttributeError while parsing flags.
+  """
+  if path is None or not os.path.isfile(path):
+    return None  # ml_collections reports a missing file itself
+  module = runpy.run_path(path)
+  if 'get_config' in module or 'get_sweep' not in module:
+    return None
+  point = sweep.config_argument(module['get_sweep']()[0])
+  return (f'error: {path} is a sweep file for scripts/sweep.py, not a config; '
+          f'benchmark one of its points on the config it sweeps, e.g. '
+          f'--config=configs/mnist_attn.py:{point}')
+
+
+def parse_flags(argv):
+  """absl's flag parsing, after refusing a sweep file as --config."""
+  error = sweep_file_error(config_file(argv[1:]))
+  if error:
+    sys.exit(error)
+  return flags.FLAGS(argv)
 
 
 def main(argv):
@@ -411,4 +509,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

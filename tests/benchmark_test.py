@@ -1,23 +1,29 @@
-"""scripts/benchmark.py at smoke size, as reproduce_on_gpu.sh runs it; its FLOPs.
+"""scripts/benchmark.py at smoke size, as reproduce_on_gpu.sh runs it; its FLOPs;
+and every shipped config through it at a tiny size.
 
 No test asserts a time: times depend on the machine and its load.
 """
 import dataclasses
+import importlib
 import json
 import math
 import os
 import pathlib
 import subprocess
+import sys
 import tarfile
 
 import pytest
 
+from configs import cluttered_mnist_cls
 from configs import mnist_attn
 from configs import mnist_noattn
 from configs import smoke
 from draw_jax import host_memory
 from draw_jax import settings
+from draw_jax import sweep
 from draw_jax import train
+import data_files
 import script_modules
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -25,6 +31,17 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 GPU_SMOKE_EXAMPLES = 64
 
 benchmark = script_modules.load('benchmark')
+
+# Every configs/*.py on disk, so that a config added later is covered too;
+# a sweep file (get_sweep) lists points of a config rather than being one.
+SHIPPED_FILES = sorted(path.stem for path in (REPO / 'configs').glob('*.py')
+                       if path.stem != '__init__')
+SHIPPED_MODULES = {name: importlib.import_module(f'configs.{name}')
+                   for name in SHIPPED_FILES}
+SHIPPED_CONFIGS = [name for name, module in SHIPPED_MODULES.items()
+                   if hasattr(module, 'get_config')]
+SWEEP_FILES = [name for name, module in SHIPPED_MODULES.items()
+               if hasattr(module, 'get_sweep')]
 
 
 @pytest.fixture(scope='module')
@@ -148,3 +165,92 @@ def test_hand_count_within_2x_of_xla(smoke_flops):
   assert 0.5 < per_step_ratio < 2, per_step_ratio
   total_ratio = counts.total / batch / hand
   assert 1.0 < total_ratio < 2, total_ratio
+
+
+def test_hand_count_of_the_paper_classifier():
+  classifier_config = settings.parse(cluttered_mnist_cls.get_config()).model
+  # Per glimpse: LSTM gates 2*(144+256)*1024 = 819,200; attention head
+  # 2*256*5 = 2,560; read 2*12*100*100 + 2*12*12*100 = 268,800. After the
+  # 8 glimpses, the softmax layer 2*256*10 = 5,120.
+  assert benchmark.hand_count_train_flops(classifier_config) == 3 * (
+      8 * 1_090_560 + 5_120)
+
+
+# ---- every shipped config ----------------------------------------------------
+
+
+def test_the_shipped_files_are_the_configs_and_sweeps_we_know():
+  """Guards the globbing below: an empty list would test nothing."""
+  assert set(SHIPPED_CONFIGS) >= {
+      'mnist_attn', 'mnist_noattn', 'mnist_two_digit', 'cluttered_mnist_cls',
+      'svhn', 'cifar10', 'coloured_mnist', 'smoke'}
+  assert SWEEP_FILES == ['sweep_t_read']
+  assert set(SHIPPED_CONFIGS) | set(SWEEP_FILES) == set(SHIPPED_FILES)
+
+
+@pytest.fixture(scope='module')
+def colour_data_dir(tmp_path_factory):
+  """Tiny SVHN and CIFAR-10 files in their published formats.
+
+  20 training images remain beside the 5,000 that validate.
+  """
+  folder = tmp_path_factory.mktemp('colour_data')
+  data_files.write_svhn_mat_files(folder / 'svhn', 5020, 40)
+  data_files.write_cifar10_batches(folder / 'cifar10', (1004,) * 5, 40)
+  return str(folder)
+
+
+def _tiny(config, data_dir):
+  """The config at test size; its task, data, attention and likelihood kept."""
+  if config.task == 'classify':
+    config.classifier.update(T=2, hidden_size=16, glimpse=4)
+  else:
+    config.model.update(T=2, enc_size=16, dec_size=16, z_size=4, read_n=2,
+                        write_n=3)
+  config.train.batch_size = 8
+  config.data.update(dir=data_dir, max_examples=64)
+  return config
+
+
+@pytest.mark.parametrize('name', SHIPPED_CONFIGS)
+def test_every_shipped_config_runs_through_the_benchmark(
+    name, data_dir, colour_data_dir):
+  config = SHIPPED_MODULES[name].get_config()
+  colour = config.data.name in ('svhn', 'cifar10')
+  _tiny(config, colour_data_dir if colour else data_dir)
+  result = benchmark.run(config, f'configs/{name}.py', steps=2, warmup=1,
+                         iw_samples=2, eval_examples=16, iw_examples=2,
+                         sample_count=4, repeats=1, matmul_repeats=1)
+  assert set(benchmark.REQUIRED_KEYS) <= set(result)
+  assert (result['config'], result['T'], result['batch']) == (
+      f'configs/{name}.py', 2, 8)
+  for key in ('train_images_per_sec', 'eval_images_per_sec',
+              'train_gflops_per_image', 'hand_gflops_per_image',
+              'roofline_fraction'):
+    assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
+  assert math.isfinite(result['final_train_loss'])
+  generated = [result['sample_images_per_sec'], result['iw2_images_per_sec']]
+  if config.task == 'classify':
+    assert generated == [None, None]  # no likelihood, no samples
+  else:
+    assert all(value > 0 for value in generated), generated
+
+
+@pytest.mark.parametrize('name', SWEEP_FILES)
+def test_a_sweep_file_is_refused_in_one_line_naming_a_point(name):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  completed = subprocess.run(
+      [sys.executable, 'scripts/benchmark.py', f'--config=configs/{name}.py'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert completed.returncode == 1
+  first_point = sweep.config_argument(SHIPPED_MODULES[name].get_sweep()[0])
+  assert completed.stderr == (
+      f'error: configs/{name}.py is a sweep file for scripts/sweep.py, not a '
+      f'config; benchmark one of its points on the config it sweeps, e.g. '
+      f'--config=configs/mnist_attn.py:{first_point}\n')
+
+
+@pytest.mark.parametrize('name', SWEEP_FILES)
+def test_every_sweep_point_is_a_config_the_benchmark_takes(name):
+  for point in SHIPPED_MODULES[name].get_sweep():
+    settings.parse(mnist_attn.get_config(sweep.config_argument(point)))

@@ -14,16 +14,17 @@ import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from draw_jax import input_pipeline
+from draw_jax import defaults as config_defaults
 from draw_jax import layers
 from draw_jax import sharding
 from draw_jax import train_state
 
-# The validation figure (-ELBO, or classification error) that ranks
-# checkpoints; lower is better. Checkpoints written before it had this name
-# stored their -ELBO as valid_neg_elbo.
-BEST_METRIC = 'valid_objective'
-_OLD_BEST_METRIC = 'valid_neg_elbo'
+# The key under which a checkpoint's metrics hold the validation figure
+# that ranks checkpoints (the model config's SELECTION_METRIC); lower is
+# better. Checkpoints written before it had this name stored their -ELBO as
+# valid_neg_elbo.
+RANKING_KEY = 'valid_objective'
+_OLD_RANKING_KEY = 'valid_neg_elbo'
 # Orbax retires an old checkpoint by renaming it into this subfolder, which is
 # atomic, so a kill never leaves a half-deleted step; purge_deleted empties it.
 DELETED_SUBDIR = 'deleted'
@@ -41,9 +42,9 @@ def checkpoint_dir(workdir):
   return os.path.join(os.path.abspath(workdir), 'checkpoints')
 
 
-def _best_metric(metrics):
+def _ranking_value(metrics):
   """The step's validation objective; +inf for a step saved between evaluations."""
-  return metrics.get(BEST_METRIC, metrics.get(_OLD_BEST_METRIC, math.inf))
+  return metrics.get(RANKING_KEY, metrics.get(_OLD_RANKING_KEY, math.inf))
 
 
 def make_manager(workdir, keep_latest=3, read_only=False):
@@ -51,13 +52,13 @@ def make_manager(workdir, keep_latest=3, read_only=False):
       preservation_policy.LatestN(n=keep_latest),
       # Lower is better, so sort descending and keep the last one.
       preservation_policy.BestN(
-          get_metric_fn=_best_metric, reverse=True,
+          get_metric_fn=_ranking_value, reverse=True,
           n=1, keep_checkpoints_without_metrics=False),
   ])
   # best_fn makes Orbax write each step's metrics beside it, so the best
   # checkpoint is still known (and kept) after a restart.
   options = ocp.CheckpointManagerOptions(
-      preservation_policy=policy, best_fn=_best_metric, best_mode='min',
+      preservation_policy=policy, best_fn=_ranking_value, best_mode='min',
       create=not read_only, read_only=read_only,
       enable_async_checkpointing=True,
       todelete_subdir=None if read_only else DELETED_SUBDIR)
@@ -106,15 +107,14 @@ def check_compatible(manager, step, model_config):
   saved = _saved_model_config(manager, step)
   wanted = dataclasses.asdict(model_config)
   # A field added since the checkpoint was written had its default then.
-  defaults = {field.name: field.default
-              for field in dataclasses.fields(model_config)}
+  defaults = config_defaults.get_config()[model_config.CONFIG_GROUP].to_dict()
   # Execution fields change no parameter, so a run may switch them on resume.
   differences = [
-      f'{name}: checkpoint has {saved.get(name, defaults[name])!r}, '
+      f'{name}: checkpoint has {saved.get(name, defaults.get(name))!r}, '
       f'config has {value!r}'
       for name, value in wanted.items()
       if name not in layers.EXECUTION_FIELDS and
-      saved.get(name, defaults[name]) != value]
+      saved.get(name, defaults.get(name)) != value]
   differences += [f'{name}: checkpoint has {saved[name]!r}, config has none'
                   for name in saved if name not in wanted]
   if differences:
@@ -177,9 +177,9 @@ def _target_for(saved_keys, target, optional, partial):
   return kept, partial or bool((saved_keys - set(kept)) & set(optional))
 
 
-def restore_latest(manager, abstract_state, model_config, sharding, step=None,
-                   set_aside_damaged=False, partial=False, optional=()):
-  """The newest readable checkpoint's state (or step's), or None if none exist.
+def restore(manager, abstract_state, model_config, sharding, step=None,
+            set_aside_damaged=False, partial=False, optional=()):
+  """The state saved at step, else the newest readable one; None if none exist.
 
   A damaged checkpoint is skipped with a warning for the one before it, and,
   with set_aside_damaged (training), moved out of the way; if every one is
@@ -232,12 +232,12 @@ def restore_latest(manager, abstract_state, model_config, sharding, step=None,
 
 @dataclasses.dataclass
 class TrainedRun:
-  model_config: Any  # a model.DrawConfig or a classifier.ClassifierConfig
+  """A run's parameters, for evaluation, pictures and the Python API."""
+  model_config: Any  # an interface.ModelConfig
   graphdef: Any
   params: dict
   step: int
   mesh: Any
-  splits: input_pipeline.Splits
 
 
 def load_params(model_config, directory, mesh, step=None, what='--workdir'):
@@ -252,7 +252,7 @@ def load_params(model_config, directory, mesh, step=None, what='--workdir'):
   manager = make_manager(directory, read_only=True)
   target = train_state.abstract_params(model_config)
   target[train_state.EMA] = target['params']
-  restored = restore_latest(
+  restored = restore(
       manager, target, model_config, sharding.replicated(mesh), step=step,
       partial=True, optional=(train_state.EMA,))
   if restored is None:
@@ -261,12 +261,25 @@ def load_params(model_config, directory, mesh, step=None, what='--workdir'):
   return train_state.model_params(restored), int(restored['step'])
 
 
-def load_trained(settings, workdir):
-  """The parameters of workdir's eval.step (or latest), and the data."""
+def load_trained(model_config, workdir, step=-1):
+  """The parameters of workdir's checkpoint at step (-1: the latest)."""
   mesh = sharding.make_mesh()
-  step = None if settings.eval.step < 0 else settings.eval.step
-  params, step = load_params(settings.model, workdir, mesh, step)
-  splits = input_pipeline.load_splits(settings.data.name, settings.data.dir,
-                                      settings.data.max_examples)
-  return TrainedRun(settings.model, train_state.graphdef(settings.model),
-                    params, step, mesh, splits)
+  params, step = load_params(model_config, workdir, mesh,
+                             None if step < 0 else step)
+  return TrainedRun(model_config, train_state.graphdef(model_config), params,
+                    step, mesh)
+
+
+def saved_model_config(directory):
+  """The model fields the newest checkpoint in directory was saved with."""
+  if not os.path.isdir(checkpoint_dir(directory)):
+    raise FileNotFoundError(f'{directory} holds no checkpoints (no folder '
+                            f'{checkpoint_dir(directory)})')
+  manager = make_manager(directory, read_only=True)
+  try:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f'no checkpoint in {manager.directory}')
+    return _saved_model_config(manager, step)
+  finally:
+    manager.close()

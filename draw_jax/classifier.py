@@ -16,46 +16,48 @@ from flax import struct
 
 from draw_jax import attention
 from draw_jax import layers
+from draw_jax import pictures
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
-  """Everything that fixes the classifier's shape."""
-  height: int = 100
-  width: int = 100
-  channels: int = 1
-  T: int = 8  # glimpses
-  hidden_size: int = 256
-  glimpse: int = 12  # N of the N x N read
-  num_classes: int = 10
-  # Matmul input dtype of the LSTM; attention, glimpses and logits stay float32.
-  compute_dtype: str = 'float32'
-  # Time steps per trip of the scan's loop: speed only, same results.
-  scan_unroll: int = 1
-  # A model.REMAT_POLICIES key: speed and memory only, same results.
-  remat: str = 'dots'
+  """Everything that fixes the classifier's shape: config.classifier, the
+  data's image shape and data.num_classes.
 
-  def __post_init__(self):
-    for field in ('height', 'width', 'channels', 'T', 'hidden_size', 'glimpse'):
-      value = getattr(self, field)
-      if not layers.positive_int(value):
-        raise ValueError(
-            f'classifier.{field} must be an integer >= 1, got {value!r}')
-    if not layers.positive_int(self.num_classes):
-      raise ValueError('data.num_classes must be an integer >= 1, got '
-                       f'{self.num_classes!r}')
-    if self.glimpse > max(self.height, self.width):
-      raise ValueError(
-          f'classifier.glimpse={self.glimpse} is larger than the '
-          f'{self.height}x{self.width} image')
-    layers.check_execution(self.compute_dtype, self.remat, self.scan_unroll,
-                           prefix='classifier')
+  Its values come from the config (draw_jax/defaults.py) through
+  settings.parse, which checks them; it implements interface.ModelConfig.
+  """
+  CONFIG_GROUP = 'classifier'
+  LOSS = 'cross_entropy'
+  SELECTION_METRIC = 'error'
+
+  height: int
+  width: int
+  channels: int
+  T: int  # glimpses
+  hidden_size: int
+  glimpse: int  # N of the N x N read
+  num_classes: int
+  # Matmul input dtype of the LSTM; attention, glimpses and logits stay float32.
+  compute_dtype: str
+  # Time steps per trip of the scan's loop: speed only, same results.
+  scan_unroll: int
+  # A layers.REMAT_POLICIES key: speed and memory only, same results.
+  remat: str
+
+  def build(self, rngs):
+    return GlimpseClassifier(self, rngs=rngs)
+
+  def derived_metrics(self, results, split):
+    del results, split
+    return {}
+
+  def make_pictures(self, graphdef, mesh, binarization, sample_settings):
+    del sample_settings  # the glimpses of a few test images, always
+    return pictures.GlimpsePictures(graphdef, self, mesh, binarization)
 
   @property
-  def model_class(self):
-    return GlimpseClassifier
-
-  def make_model(self, rngs):
-    return GlimpseClassifier(self, rngs=rngs)
+  def image_shape(self):
+    return (self.height, self.width, self.channels)
 
   @property
   def glimpse_size(self):
@@ -89,10 +91,6 @@ def whole_image_attention_bias(config: ClassifierConfig):
 
 class GlimpseClassifier(nnx.Module):
   """An LSTM that reads T attention glimpses, then classifies its last state."""
-  LOSS = 'cross_entropy'  # what training minimises, of per_example_terms
-  BEST_METRIC = 'error'  # the validation figure that ranks checkpoints
-  PICTURES = 'glimpses'  # what sampling.make_pictures draws of it
-
   def __init__(self, config: ClassifierConfig, *, rngs: nnx.Rngs):
     self.config = config
     dtype = layers.DTYPES[config.compute_dtype]
@@ -157,11 +155,6 @@ class GlimpseClassifier(nnx.Module):
     logits = self(images).logits
     return dict(cross_entropy=cross_entropy(logits, labels),
                 error=is_wrong(logits, labels))
-
-  @staticmethod
-  def derived_metrics(config, results, split):
-    del config, results, split
-    return {}
 
 
 def cross_entropy(logits, labels):

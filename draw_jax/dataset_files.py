@@ -1,14 +1,14 @@
-"""The data sets' files, read into uint8 numpy splits, or fetched by tfds.
+"""Readers of the data sets' files, and of tensorflow-datasets.
 
-Each reader returns `Splits` of uint8 images [n, H, W, C] (and int32 labels
-where there are any) or raises `DataError`, one line that names the file and
-says what is wrong:
+Each reader takes a data folder and returns `Splits` of uint8 images
+[n, H, W, C] (and int32 labels where there are any) or raises `DataError`,
+one line that names the file and says what is wrong:
 - binarized_mnist: binarized_mnist.npz, or Larochelle's three .amat files;
 - mnist: the four IDX .gz files; the last 10,000 training images are valid;
 - cifar10: cifar-10-batches-py/ or cifar-10-python.tar.gz; svhn: the cropped
   digits' train_32x32.mat and test_32x32.mat. Both hold out the last 5,000
-  training images for validation;
-- tensorflow-datasets, for any of them, when no data folder is given.
+  training images for validation.
+`datasets.DATASETS` says which reader (or tfds builder) each data set takes.
 """
 import gzip
 import math
@@ -21,13 +21,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-# (height, width, channels) of each data set read from files.
-IMAGE_SHAPES = {
-    'binarized_mnist': (28, 28, 1),
-    'mnist': (28, 28, 1),
-    'svhn': (32, 32, 3),
-    'cifar10': (32, 32, 3),
-}
 _MNIST_SIZE = 28
 _PIXELS = _MNIST_SIZE * _MNIST_SIZE
 _SPLIT_NAMES = ('train', 'valid', 'test')
@@ -55,13 +48,6 @@ _IDX_LABELS_MAGIC = 0x00000801  # uint8 data, 1 dimension
 _MNIST_TRAIN_SIZE = 50000
 _MNIST_TRAIN_FILE_SIZE = 60000
 
-# Data set -> (tfds name, its train/valid/test split strings).
-_TFDS_SOURCES = {
-    'binarized_mnist': ('binarized_mnist', ('train', 'validation', 'test')),
-    'mnist': ('mnist', ('train[:50000]', 'train[50000:]', 'test')),
-    'svhn': ('svhn_cropped', ('train[:-5000]', 'train[-5000:]', 'test')),
-    'cifar10': ('cifar10', ('train[:-5000]', 'train[-5000:]', 'test')),
-}
 # Examples per tfds batch: whole splits at once (batch_size=-1) abort the
 # process under tfds.testing.mock_data.
 _TFDS_BATCH = 10_000
@@ -137,25 +123,6 @@ class Splits(NamedTuple):
     return Splits(*(None if array is None else array[:count] for array in self))
 
 
-def resolve_data_dir(data_dir):
-  """The config value if non-empty, else $DRAW_DATA_DIR, else None (tfds)."""
-  return data_dir or os.environ.get('DRAW_DATA_DIR') or None
-
-
-def load(name, data_dir):
-  """Data set `name` from data_dir (resolved as above), else through tfds."""
-  if name not in IMAGE_SHAPES:
-    raise DataError(f'unknown data set {name!r}; the files hold '
-                    f'{", ".join(IMAGE_SHAPES)}')
-  data_dir = resolve_data_dir(data_dir)
-  if data_dir is None:
-    return _load_from_tfds(name)
-  data_dir = os.path.abspath(os.path.expanduser(data_dir))
-  readers = dict(binarized_mnist=_load_binarized_mnist, mnist=_load_mnist,
-                 svhn=load_svhn, cifar10=load_cifar10)
-  return readers[name](data_dir)
-
-
 def candidate_folders(data_dir, name):
   """Files may sit in a subfolder named after the data set or at the top."""
   return (os.path.join(data_dir, name), data_dir)
@@ -170,7 +137,7 @@ def folder_note(data_dir):
 # --- binarized MNIST -------------------------------------------------------
 
 
-def _load_binarized_mnist(data_dir):
+def binarized_mnist(data_dir):
   folders = candidate_folders(data_dir, 'binarized_mnist')
   for folder in folders:
     npz_path = os.path.join(folder, 'binarized_mnist.npz')
@@ -219,11 +186,11 @@ def _load_binarized_npz(path):
     except read_errors as error:
       raise DataError(
           f'{path}: cannot read its arrays ({one_line(error)})') from error
-  return Splits(*(_as_binary_images(arrays[split], f'{path}: array {split!r}')
+  return Splits(*(as_binary_images(arrays[split], f'{path}: array {split!r}')
                   for split in _SPLIT_NAMES))
 
 
-def _as_binary_images(array, source):
+def as_binary_images(array, source):
   """Checks a [n,28,28] (or [n,784]) array of 0/1; returns uint8 [n,28,28,1]."""
   image_shapes = ((_MNIST_SIZE, _MNIST_SIZE), (_PIXELS,),
                   (_MNIST_SIZE, _MNIST_SIZE, 1))
@@ -314,7 +281,7 @@ def _line_number(text, position):
 # --- MNIST (IDX) -----------------------------------------------------------
 
 
-def _load_mnist(data_dir):
+def mnist(data_dir):
   folders = candidate_folders(data_dir, 'mnist')
   paths = {filename: find_file(data_dir, folders, filename, _MNIST_HELP)
            for filename in (_MNIST_TRAIN_IMAGES, _MNIST_TRAIN_LABELS,
@@ -407,8 +374,11 @@ def one_line(error):
 # --- tensorflow-datasets ---------------------------------------------------
 
 
-def _load_from_tfds(name):
-  """The same splits through tensorflow-datasets, as uint8 arrays."""
+def from_tfds(tfds_name, split_names, image_shape):
+  """Splits from tensorflow-datasets builder tfds_name, as uint8 arrays.
+
+  split_names are tfds's strings for train, valid and test.
+  """
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError as error:
@@ -416,20 +386,15 @@ def _load_from_tfds(name):
         'no data folder given and tensorflow_datasets is not installed: set '
         'DRAW_DATA_DIR or data.dir to a folder holding the data, or '
         "`pip install 'draw_jax[tfds]'`") from error
-  tfds_name, splits = _TFDS_SOURCES[name]
   arrays = []
-  for split in splits:
+  for split in split_names:
     try:
-      images, labels = _tfds_split(tfds, tfds_name, split, IMAGE_SHAPES[name])
+      arrays.append(_tfds_split(tfds, tfds_name, split, image_shape))
     except Exception as error:  # tfds fails with many types (download, build).
       raise DataError(
           f'tensorflow-datasets could not load {tfds_name} split {split!r} '
           f'({one_line(error)}); set DRAW_DATA_DIR or data.dir to a local '
           'copy instead') from error
-    if name == 'binarized_mnist':  # held to what its files must hold
-      images = _as_binary_images(
-          images, f'tensorflow-datasets binarized_mnist split {split!r}')
-    arrays.append((images, labels))
   images, labels = zip(*arrays)
   return Splits(*images, *labels)
 
@@ -451,7 +416,7 @@ def _tfds_split(tfds, tfds_name, split, image_shape):
 # --- CIFAR-10 and SVHN ------------------------------------------------------
 
 
-def load_cifar10(data_dir):
+def cifar10(data_dir):
   """CIFAR-10 splits from data_dir/cifar10/ or data_dir/ (folder or archive)."""
   folders = candidate_folders(data_dir, 'cifar10')
   for folder in folders:
@@ -470,7 +435,7 @@ def load_cifar10(data_dir):
       f'it (or just put it) into {folders[0]}')
 
 
-def load_svhn(data_dir):
+def svhn(data_dir):
   """SVHN cropped-digit splits from data_dir/svhn/ or data_dir/."""
   train_path = _find_svhn_file(data_dir, _SVHN_TRAIN)
   test_path = _find_svhn_file(data_dir, _SVHN_TEST)

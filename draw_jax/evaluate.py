@@ -13,23 +13,25 @@ import jax.numpy as jnp
 from absl import logging
 from flax import nnx
 
+from draw_jax import datasets
 from draw_jax import input_pipeline
+from draw_jax import interface
 from draw_jax import sharding
+from draw_jax import train_state
 
 
 class Evaluator:
-  """Jitted per-batch evaluation of one model shape on one mesh."""
+  """Jitted per-batch evaluation of settings.model on one mesh."""
 
-  def __init__(self, graphdef, model_config, mesh, binarization, eval_settings,
-               seed):
+  def __init__(self, settings, graphdef, mesh):
     self._graphdef = graphdef
-    self.model_config = model_config
+    self.model_config = settings.model
     self._mesh = mesh
-    self._binarization = binarization
-    self._settings = eval_settings
+    self._binarization = settings.data.binarization
+    self._settings = settings.eval
     # Evaluation noise is fixed, so two evaluations of one model agree; an
     # argument of the programs, not a constant, so seeds share one compile.
-    self._key = jax.random.fold_in(jax.random.key(seed), 0xE7A1)
+    self._key = jax.random.fold_in(jax.random.key(settings.train.seed), 0xE7A1)
     replicated = sharding.replicated(mesh)
     self._terms_batch = jax.jit(
         self._terms_sums, static_argnums=4, out_shardings=replicated)
@@ -38,7 +40,9 @@ class Evaluator:
 
   @property
   def has_iw_bound(self):
-    return hasattr(self.model_config.model_class, 'importance_weighted_nll')
+    """Whether the model estimates -log p(x): interface.LikelihoodModel."""
+    return isinstance(train_state.abstract_model(self.model_config),
+                      interface.LikelihoodModel)
 
   def _batch(self, data, eval_key, batch_index, batch_size):
     batch = jax.tree.map(
@@ -47,8 +51,7 @@ class Evaluator:
                                          batch_size),
             sharding.batch_sharded(self._mesh)), data)
     key = jax.random.fold_in(eval_key, batch_index)
-    images = input_pipeline.binarize(batch['images'], self._binarization,
-                                     jax.random.fold_in(key, 1))
+    images = input_pipeline.binarize(batch['images'], self._binarization, key)
     return images, batch.get('labels'), key
 
   def _valid_mask(self, batch_index, batch_size, count):
@@ -127,9 +130,7 @@ def evaluate_split(evaluator, params, splits, iw_samples, split):
     nll, count = evaluator.importance_weighted_nll(params, images, iw_samples)
     results[f'{split}_iw{iw_samples}_nll'] = nll
     results[f'{split}_iw_examples'] = count
-  model_config = evaluator.model_config
-  results.update(model_config.model_class.derived_metrics(model_config,
-                                                          results, split))
+  results.update(evaluator.model_config.derived_metrics(results, split))
   results[f'{split}_eval_seconds'] = time.time() - start
   return results
 
@@ -150,12 +151,12 @@ def unused_path(workdir, stem):
 
 def evaluate(run, settings, workdir):
   """--mode=eval on a loaded run: the split's terms, and the IW NLL if asked."""
-  evaluator = Evaluator(run.graphdef, run.model_config, run.mesh,
-                        settings.data.binarization, settings.eval,
-                        settings.train.seed)
+  data = settings.data
+  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
+  evaluator = Evaluator(settings, run.graphdef, run.mesh)
   split = settings.eval.split
   results = dict(step=run.step, **evaluate_split(
-      evaluator, run.params, run.splits, settings.eval.iw_samples, split))
+      evaluator, run.params, splits, settings.eval.iw_samples, split))
   stem = f'eval_{run.step}_{split}'
   if settings.eval.iw_samples and evaluator.has_iw_bound:
     stem += f'_iw{settings.eval.iw_samples}'

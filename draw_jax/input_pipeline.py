@@ -1,10 +1,9 @@
-"""From the data sets' files to the batches a step sees.
+"""From the splits to the batches a step sees.
 
-The splits are read (`datasets`) or built from MNIST (`mnist_scenes`), kept
-on the devices as uint8, and each jitted step gathers its batch from the
-epoch's shuffle and binarizes it there, so nothing is copied from the host
-per step. Evaluation pads a split to whole batches and can take an evenly
-strided subset of it.
+The splits (`datasets.load_splits`) are kept on the devices as uint8, and
+each jitted step gathers its batch from the epoch's shuffle and binarizes it
+there, so nothing is copied from the host per step. Evaluation pads a split
+to whole batches and can take an evenly strided subset of it.
 """
 import functools
 
@@ -13,101 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from draw_jax import datasets
-from draw_jax import mnist_scenes
 from draw_jax import sharding
-
-DataError = datasets.DataError
-Splits = datasets.Splits
-
-
-def _two_digit_split(digits, labels, seed):
-  # The scene's label is its first digit's; the second digit is unlabelled.
-  return mnist_scenes.two_digit(digits, seed), labels
-
-
-def _coloured_split(digits, labels, seed):
-  return mnist_scenes.coloured(digits, seed), labels
-
-
-# Scenes built from the MNIST split of the same name, one seed per split:
-# (digits, labels, seed) -> (scenes, labels).
-_SCENE_GENERATORS = {
-    'mnist_two_digit': _two_digit_split,
-    'cluttered_mnist': mnist_scenes.cluttered,
-    'coloured_mnist': _coloured_split,
-}
-# (height, width, channels) of each data set's images.
-IMAGE_SHAPES = {
-    'binarized_mnist': datasets.IMAGE_SHAPES['binarized_mnist'],
-    'mnist': datasets.IMAGE_SHAPES['mnist'],
-    'mnist_two_digit': (60, 60, 1),
-    'cluttered_mnist': (100, 100, 1),
-    'coloured_mnist': (28, 28, 3),
-    'svhn': datasets.IMAGE_SHAPES['svhn'],
-    'cifar10': datasets.IMAGE_SHAPES['cifar10'],
-}
-KNOWN_DATASETS = tuple(IMAGE_SHAPES)
-# Data sets whose images carry one class label each: a two-digit scene has
-# two digits, so its first digit's label would make a badly posed task.
-LABELLED_DATASETS = tuple(name for name in KNOWN_DATASETS
-                          if name not in ('binarized_mnist', 'mnist_two_digit'))
-BINARIZATION_METHODS = ('none', 'dynamic', 'static', 'intensity')
-# Grey digits are mostly near 0 or 255, so sampling them to binary keeps the
-# paper's Bernoulli setup for the generative MNIST experiments; clutter and
-# colour stay intensities in [0, 1], as the paper's colour models and the
-# cluttered-MNIST classifier take them.
-_DEFAULT_BINARIZATION = {
-    'binarized_mnist': 'none',
-    'mnist': 'dynamic',
-    'mnist_two_digit': 'dynamic',
-    'cluttered_mnist': 'intensity',
-    'coloured_mnist': 'intensity',
-    'svhn': 'intensity',
-    'cifar10': 'intensity',
-}
-
-
-def default_binarization(name):
-  """'none' for binary data, 'dynamic' for grey digits, else 'intensity'."""
-  _check_dataset_name(name)
-  return _DEFAULT_BINARIZATION[name]
-
-
-def _check_dataset_name(name):
-  if name not in KNOWN_DATASETS:
-    raise DataError(f'unknown data set {name!r}; known data sets: '
-                    f'{", ".join(KNOWN_DATASETS)}')
-
-
-def load_splits(name, data_dir, max_examples=0):
-  """Data set `name` from data_dir (else $DRAW_DATA_DIR, else tfds).
-
-  max_examples > 0 keeps the first max_examples of each split; the generated
-  scenes are then built from only that many digits, which keeps small runs
-  cheap.
-  """
-  _check_dataset_name(name)
-  generate = _SCENE_GENERATORS.get(name)
-  source = datasets.load('mnist' if generate else name, data_dir)
-  source = source.first(max_examples)
-  if generate is None:
-    return source
-  scenes = {}
-  for split, digits, labels in zip(('train', 'valid', 'test'), source.images,
-                                   source.labels):
-    images, labels = generate(digits, labels, mnist_scenes.SPLIT_SEEDS[split])
-    scenes[split], scenes[f'{split}_labels'] = images, labels
-  return Splits(**scenes)
 
 
 def binarize(images, method, key=None):
   """Turns a uint8 batch into float32 pixels in {0, 1}; call it inside jit.
 
   'none': the data is already 0/1, just cast. 'dynamic': a fresh Bernoulli
-  sample with p = intensity on every call (needs `key`). 'static': threshold
-  at intensity > 0.5, i.e. uint8 value >= 128. 'intensity': not binary but
-  the intensity x / 255 in [0, 1] itself, which the Bernoulli likelihood then
-  treats as a probability (the paper's choice for colour images).
+  sample with p = intensity, drawn from fold_in(key, 1) so that the batch's
+  key itself stays the model's noise. 'static': threshold at intensity > 0.5,
+  i.e. uint8 value >= 128. 'intensity': not binary but the intensity x / 255
+  in [0, 1] itself, which the Bernoulli likelihood then treats as a
+  probability (the paper's choice for colour images).
   """
   if method == 'none':
     return images.astype(jnp.float32)
@@ -119,9 +35,10 @@ def binarize(images, method, key=None):
     if key is None:
       raise ValueError("binarize(method='dynamic') needs a PRNG key")
     intensities = images.astype(jnp.float32) / 255.0
-    return jax.random.bernoulli(key, intensities).astype(jnp.float32)
+    return jax.random.bernoulli(jax.random.fold_in(key, 1),
+                                intensities).astype(jnp.float32)
   raise ValueError(
-      f'unknown binarization {method!r}; choose one of {BINARIZATION_METHODS}')
+      f'unknown binarization {method!r}; choose one of {datasets.BINARIZATIONS}')
 
 
 # ---- training: the epoch's order and the step's batch ---------------------
@@ -129,6 +46,13 @@ def binarize(images, method, key=None):
 
 def steps_per_epoch(num_examples, batch_size):
   return num_examples // batch_size  # the last partial batch is dropped
+
+
+def num_steps(train, num_examples):
+  """Where a run ends: train.num_epochs whole epochs if set, else num_steps."""
+  if train.num_epochs > 0:
+    return train.num_epochs * steps_per_epoch(num_examples, train.batch_size)
+  return train.num_steps
 
 
 def make_epoch_order(data_key, num_examples, mesh):

@@ -27,23 +27,6 @@ def sigmoid(x):
   return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
-def positive_int(value):
-  return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def check_execution(compute_dtype, remat, scan_unroll, prefix='model'):
-  """Raises ValueError naming the first execution field that cannot run."""
-  if compute_dtype not in DTYPES:
-    raise ValueError(f'{prefix}.compute_dtype must be one of {sorted(DTYPES)}, '
-                     f'got {compute_dtype!r}')
-  if remat not in REMAT_POLICIES:
-    raise ValueError(f'{prefix}.remat must be one of {sorted(REMAT_POLICIES)}, '
-                     f'got {remat!r}')
-  if not positive_int(scan_unroll):
-    raise ValueError(f'{prefix}.scan_unroll must be an integer >= 1, got '
-                     f'{scan_unroll!r}')
-
-
 def rematerialised(step_fn, remat):
   """step_fn under the REMAT_POLICIES[remat] checkpoint policy."""
   if REMAT_POLICIES[remat] is None:

@@ -4,8 +4,6 @@
 """
 import logging as std_logging
 import sys
-import threading
-import warnings
 
 import jax
 from absl import app
@@ -16,7 +14,7 @@ from ml_collections import config_flags
 from draw_jax import checkpoints
 from draw_jax import datasets
 from draw_jax import evaluate
-from draw_jax import sampling
+from draw_jax import pictures
 from draw_jax import settings as settings_lib
 from draw_jax import train
 from draw_jax import workdirs
@@ -58,33 +56,6 @@ def _quiet_orbax(record):
   return 'orbax' not in record.pathname or record.levelno >= std_logging.WARNING
 
 
-# Set once a full disk has been reported: the process is ending, and the
-# background threads that fail as it ends (TensorBoard's writer) say nothing.
-_FULL_DISK_REPORTED = []
-
-
-def _is_failed_save_noise(error):
-  """A full disk (the trainer reports it once), or what a failed Orbax save
-  leaves behind: TensorStore callbacks into Orbax's closed event loop."""
-  return bool(_FULL_DISK_REPORTED) or workdirs.is_disk_full(error) or (
-      isinstance(error, RuntimeError) and str(error) == 'Event loop is closed')
-
-
-def _quiet_failed_saves():
-  """Keeps the background threads of a failed save from printing tracebacks."""
-  default_unraisable, default_thread = sys.unraisablehook, threading.excepthook
-
-  def unraisable(info):
-    if not _is_failed_save_noise(info.exc_value):
-      default_unraisable(info)
-
-  def thread(info):
-    if not _is_failed_save_noise(info.exc_value):
-      default_thread(info)
-
-  sys.unraisablehook, threading.excepthook = unraisable, thread
-
-
 def initialize_distributed():
   """Starts JAX's multi-controller runtime when the run has several processes."""
   if not (FLAGS.distributed or FLAGS.coordinator_address):
@@ -107,26 +78,22 @@ def run_mode(mode, settings, workdir):
   """Trains in workdir, or evaluates or samples the run it holds."""
   if mode == 'train':
     return train.train_and_evaluate(settings, workdir)
-  run = checkpoints.load_trained(settings, workdir)
+  run = checkpoints.load_trained(settings.model, workdir, settings.eval.step)
   if mode == 'eval':
     return evaluate.evaluate(run, settings, workdir)
-  return sampling.sample(run, settings, workdir)
+  return pictures.sample(run, settings, workdir)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_quiet_orbax)
-  _quiet_failed_saves()
   initialize_distributed()
   try:
     run_mode(FLAGS.mode, settings_lib.parse(FLAGS.config), FLAGS.workdir)
   except USER_ERRORS as error:
     if isinstance(error, workdirs.DiskFullError):
-      _FULL_DISK_REPORTED.append(True)
-      # The aborted save's coroutines are collected at exit, after our line.
-      warnings.filterwarnings('ignore', 'coroutine .* was never awaited',
-                              RuntimeWarning)
+      workdirs.quiet_failed_save()  # its leftovers print after our line
     logging.error('%s', error)
     sys.exit(f'error: {error}')
   except KeyboardInterrupt:  # Ctrl-C outside the training loop's own handler

@@ -15,52 +15,57 @@ from flax import struct
 from draw_jax import attention
 from draw_jax import layers
 from draw_jax import objectives
+from draw_jax import pictures
 
 @dataclasses.dataclass(frozen=True)
 class DrawConfig:
-  """Everything that fixes the network's shape."""
-  height: int = 28
-  width: int = 28
-  channels: int = 1
-  T: int = 64
-  enc_size: int = 256
-  dec_size: int = 256
-  z_size: int = 100
-  read_n: int = 2
-  write_n: int = 5
-  attention: bool = True
+  """Everything that fixes the network's shape: config.model and the data's.
+
+  Its values come from the config (draw_jax/defaults.py) through
+  settings.parse, which checks them; it implements interface.ModelConfig.
+  """
+  CONFIG_GROUP = 'model'
+  LOSS = 'neg_elbo'
+  SELECTION_METRIC = 'neg_elbo'
+
+  height: int
+  width: int
+  channels: int
+  T: int
+  enc_size: int
+  dec_size: int
+  z_size: int
+  read_n: int
+  write_n: int
+  attention: bool
   # D(x | c_T): 'bernoulli' (the paper's) or 'discretized_logistic' (8-bit).
-  likelihood: str = 'bernoulli'
+  likelihood: str
   # Matmul input dtype; parameters, canvas, KL and loss stay float32.
-  compute_dtype: str = 'float32'
+  compute_dtype: str
   # Time steps per trip of the scan's loop: speed only, same results.
-  scan_unroll: int = 1
-  # A REMAT_POLICIES key: speed and memory only, same results.
-  remat: str = 'dots'
+  scan_unroll: int
+  # A layers.REMAT_POLICIES key: speed and memory only, same results.
+  remat: str
 
-  def __post_init__(self):
-    for name in ('height', 'width', 'channels', 'T', 'enc_size', 'dec_size',
-                 'z_size', 'read_n', 'write_n'):
-      value = getattr(self, name)
-      if not layers.positive_int(value):
-        raise ValueError(f'model.{name} must be an integer >= 1, got {value!r}')
-    largest_side = max(self.height, self.width)
-    for name in ('read_n', 'write_n'):
-      if self.attention and getattr(self, name) > largest_side:
-        raise ValueError(
-            f'model.{name}={getattr(self, name)} is larger than the '
-            f'{self.height}x{self.width} image')
-    if self.likelihood not in objectives.LIKELIHOODS:
-      raise ValueError(f'model.likelihood must be one of '
-                       f'{objectives.LIKELIHOODS}, got {self.likelihood!r}')
-    layers.check_execution(self.compute_dtype, self.remat, self.scan_unroll)
-
-  @property
-  def model_class(self):
-    return Draw
-
-  def make_model(self, rngs):
+  def build(self, rngs):
     return Draw(self, rngs=rngs)
+
+  def derived_metrics(self, results, split):
+    """Bits/dim of the split's -ELBO and IW NLLs, for the 8-bit likelihood."""
+    if self.likelihood != 'discretized_logistic':
+      return {}
+    dimensions = math.prod(self.image_shape)
+    bits = {f'{split}_bits_per_dim': objectives.bits_per_dim(
+        results[f'{split}_neg_elbo'], dimensions)}
+    for name, value in results.items():
+      if name.endswith('_nll'):  # e.g. test_iw100_nll -> test_iw100_bits_per_dim
+        bits[name[:-len('nll')] + 'bits_per_dim'] = objectives.bits_per_dim(
+            value, dimensions)
+    return bits
+
+  def make_pictures(self, graphdef, mesh, binarization, sample_settings):
+    return pictures.DrawPictures(graphdef, self, mesh, binarization,
+                                 sample_settings)
 
   @property
   def image_shape(self):
@@ -108,6 +113,9 @@ class DrawOutput:
 class GenerationOutput:
   canvas_logits_per_step: jnp.ndarray  # [T, num_samples, H, W, C]
   write_params: Optional[attention.AttentionParams]  # fields [T, num_samples]
+  # Where step t's read would look, from h_dec_{t-1}: the decoder alone
+  # reads nothing, but shows the window the training pass would read.
+  read_params: Optional[attention.AttentionParams]  # fields [T, num_samples]
 
 
 @struct.dataclass
@@ -130,10 +138,6 @@ def canvas_mean(canvas_logits, channels):
 
 class Draw(nnx.Module):
   """DRAW: encoder and decoder LSTMs with read/write attention."""
-  LOSS = 'neg_elbo'  # what training minimises, of per_example_terms
-  BEST_METRIC = 'neg_elbo'  # the validation figure that ranks checkpoints
-  PICTURES = 'canvases'  # what sampling.make_pictures draws of it
-
   def __init__(self, config: DrawConfig, *, rngs: nnx.Rngs):
     self.config = config
     dtype = layers.DTYPES[config.compute_dtype]
@@ -287,17 +291,22 @@ class Draw(nnx.Module):
 
     def decoder_step(carry, z):
       canvas_logits, decoder_state = carry
+      read_params = None
+      if c.attention:
+        read_params = attention.attention_params(
+            self.read_attention(decoder_state[0]), c.height, c.width, c.read_n)
       decoder_state = self.decoder(decoder_state, z)
       canvas_update, write_params = self._write(decoder_state[0])
       canvas_logits = canvas_logits + canvas_update
-      return (canvas_logits, decoder_state), (canvas_logits, write_params)
+      return (canvas_logits, decoder_state), (canvas_logits, write_params,
+                                              read_params)
 
     initial = self.initial_state(num_samples)
-    _, (canvases, write_params) = jax.lax.scan(
+    _, (canvases, write_params, read_params) = jax.lax.scan(
         decoder_step, (initial.canvas_logits, initial.decoder), noise_TxBxZ,
         unroll=c.scan_unroll)
     return GenerationOutput(canvas_logits_per_step=self._as_images(canvases),
-                            write_params=write_params)
+                            write_params=write_params, read_params=read_params)
 
   # ---- the task: what training minimises and evaluation reports ---------
 
@@ -314,17 +323,3 @@ class Draw(nnx.Module):
     """-log p(x) estimated with K = num_samples posterior draws, [batch]."""
     return objectives.importance_weighted_nll(self, images, key, num_samples,
                                               samples_per_pass)
-
-  @staticmethod
-  def derived_metrics(config, results, split):
-    """Bits/dim of the split's -ELBO and IW NLLs, for the 8-bit likelihood."""
-    if config.likelihood != 'discretized_logistic':
-      return {}
-    dimensions = math.prod(config.image_shape)
-    bits = {f'{split}_bits_per_dim': objectives.bits_per_dim(
-        results[f'{split}_neg_elbo'], dimensions)}
-    for name, value in results.items():
-      if name.endswith('_nll'):  # e.g. test_iw100_nll -> test_iw100_bits_per_dim
-        bits[name[:-len('nll')] + 'bits_per_dim'] = objectives.bits_per_dim(
-            value, dimensions)
-    return bits

@@ -1,6 +1,10 @@
-"""Generated samples, reconstructions and attention pictures, written to disk.
+"""What each model draws, written to disk at every evaluation and by --mode=sample.
 
-Used by the trainer at every evaluation and by --mode=sample.
+DRAW: samples from the prior (a grid, the canvas's evolution and a GIF of
+it with the write window, the read and write filterbanks) and, where test
+images are at hand, their reconstructions. The glimpse classifier: its
+glimpses over a few test images. A model config names its pictures
+(interface.ModelConfig.make_pictures).
 """
 import os
 from typing import Optional
@@ -14,6 +18,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from draw_jax import attention
+from draw_jax import datasets
 from draw_jax import input_pipeline
 from draw_jax import sharding
 from draw_jax import visualize
@@ -61,14 +66,13 @@ class Sampler:
     model = nnx.merge(self._graphdef, params)
     generated = model.generate_from_noise(noise_TxBxZ)
     return Drawing(model.canvas_images(generated.canvas_logits_per_step),
-                   generated.write_params)
+                   generated.write_params, generated.read_params)
 
   def _final_canvases(self, params, key, num_samples):
     return self._generate_all(params, key, num_samples).canvases[-1]
 
   def _reconstruct_all(self, params, images, key):
-    binary = input_pipeline.binarize(images, self._binarization,
-                                     jax.random.fold_in(key, 1))
+    binary = input_pipeline.binarize(images, self._binarization, key)
     model = nnx.merge(self._graphdef, params)
     output = model(binary, key)
     return Drawing(model.canvas_images(output.canvas_logits_per_step),
@@ -92,35 +96,48 @@ class Sampler:
     return sharding.to_host(self._reconstruct(params, images_uint8, key))
 
 
-def write_samples(sampler, params, directory, key, sample_config, test_images,
-                  writer=None, step=0):
-  """Writes every output named in sample_config.outputs; returns their paths.
+class DrawPictures:
+  """DRAW's pictures: interface.Pictures."""
 
-  Every process must call it (the generation is one SPMD computation over
-  all devices); only the first process writes files.
-  """
-  outputs = sample_config.outputs
-  computed = _compute(sampler, params, key, sample_config, test_images, outputs)
-  if jax.process_index() != 0:
-    return {}
-  os.makedirs(directory, exist_ok=True)
-  paths = _render(computed, directory, sampler.draw_config, sample_config,
-                  outputs, writer, step)
-  logging.info('wrote %s', ', '.join(sorted(paths.values())))
-  return paths
+  def __init__(self, graphdef, draw_config, mesh, binarization,
+               sample_settings):
+    self._sampler = Sampler(graphdef, draw_config, mesh, binarization)
+    self._settings = sample_settings
+    self._key = jax.random.key(sample_settings.seed)
 
+  def __call__(self, params, directory, test_images, writer=None, step=0):
+    """Writes every output in sample.outputs; returns their paths.
 
-def _compute(sampler, params, key, sample_config, test_images, outputs):
-  """The model's part: generated and reconstructed canvases, as numpy."""
-  animated = min(sample_config.num_samples, _ANIMATED_SAMPLES)
-  computed = dict(generated=sampler.generate(params, key, animated))
-  if 'grid' in outputs and sample_config.num_samples > animated:
-    computed['finals'] = sampler.final_samples(params, key,
-                                               sample_config.num_samples)
-  if 'reconstruction' in outputs or 'filters' in outputs:
-    images = input_pipeline.strided_subset(test_images, animated)
-    computed['reconstructed'] = sampler.reconstruct(params, images, key)
-  return computed
+    Every process must call it (the generation is one SPMD computation over
+    all devices); only the first process writes files.
+    """
+    outputs = self._settings.outputs
+    if test_images is None and 'reconstruction' in outputs:
+      logging.info('no test images at hand: wrote the samples from the prior, '
+                   'skipped the reconstructions')
+      outputs = tuple(name for name in outputs if name != 'reconstruction')
+    computed = self._compute(params, test_images, outputs)
+    if jax.process_index() != 0:
+      return {}
+    os.makedirs(directory, exist_ok=True)
+    paths = _render(computed, directory, self._sampler.draw_config,
+                    self._settings, outputs, writer, step)
+    logging.info('wrote %s', ', '.join(sorted(paths.values())))
+    return paths
+
+  def _compute(self, params, test_images, outputs):
+    """The model's part: generated and reconstructed canvases, as numpy."""
+    count = self._settings.num_samples
+    animated = min(count, _ANIMATED_SAMPLES)
+    computed = dict(generated=self._sampler.generate(params, self._key,
+                                                     animated))
+    if 'grid' in outputs and count > animated:
+      computed['finals'] = self._sampler.final_samples(params, self._key, count)
+    if 'reconstruction' in outputs:
+      images = input_pipeline.strided_subset(test_images, animated)
+      computed['reconstructed'] = self._sampler.reconstruct(params, images,
+                                                            self._key)
+    return computed
 
 
 def _render(computed, directory, config, sample_config, outputs, writer, step):
@@ -147,8 +164,8 @@ def _render(computed, directory, config, sample_config, outputs, writer, step):
     paths['gif'] = visualize.save_canvas_gif(
         os.path.join(directory, 'samples.gif'), canvases,
         write_params=generated.write_params, write_n=write_n, **gif_options)
-  reconstructed = computed.get('reconstructed')
   if 'reconstruction' in outputs:
+    reconstructed = computed['reconstructed']
     paths['reconstruction'] = visualize.save_canvas_gif(
         os.path.join(directory, 'reconstruction.gif'),
         reconstructed.canvases,
@@ -156,16 +173,16 @@ def _render(computed, directory, config, sample_config, outputs, writer, step):
         read_params=reconstructed.read_params, write_n=write_n, read_n=read_n,
         **gif_options)
   if 'filters' in outputs and config.attention:
-    paths.update(_write_filter_images(directory, reconstructed, config))
+    paths.update(_write_filter_images(directory, generated, config))
   return paths
 
 
-def _write_filter_images(directory, output, config):
-  """The read and write filterbanks of the first image at the middle step."""
+def _write_filter_images(directory, drawing, config):
+  """The read and write filterbanks of the first sample at the middle step."""
   middle = config.T // 2
   paths = {}
-  for name, params, glimpse in (('read', output.read_params, config.read_n),
-                                ('write', output.write_params, config.write_n)):
+  for name, params, glimpse in (('read', drawing.read_params, config.read_n),
+                                ('write', drawing.write_params, config.write_n)):
     one = jax.tree.map(lambda field: field[middle, 0], params)
     image = visualize.filterbank_image(one, config.height, config.width, glimpse)
     paths[f'{name}_filters'] = visualize.save_png(
@@ -173,37 +190,20 @@ def _write_filter_images(directory, output, config):
   return paths
 
 
-def make_pictures(settings, graphdef, mesh):
-  """(params, directory, test_images, writer, step) -> paths, for the model.
-
-  DRAW writes samples, canvas GIFs and filterbanks; the classifier draws its
-  glimpses over a few test images.
-  """
-  model_config, binarization = settings.model, settings.data.binarization
-  if model_config.model_class.PICTURES == 'glimpses':
-    return GlimpsePictures(graphdef, model_config, mesh, binarization)
-  sampler = Sampler(graphdef, model_config, mesh, binarization)
-  key = jax.random.key(settings.sample.seed)
-
-  def write(params, directory, test_images, writer=None, step=0):
-    return write_samples(sampler, params, directory, key, settings.sample,
-                         test_images, writer, step)
-
-  return write
-
-
 class GlimpsePictures:
   """The classifier's T glimpse boxes drawn over a few test images."""
 
   def __init__(self, graphdef, model_config, mesh, binarization):
     self._config = model_config
-    self._binarization = binarization
     self._glimpses = jax.jit(
         lambda params, images: nnx.merge(graphdef, params)(
             input_pipeline.binarize(images, binarization)).glimpse_params,
         out_shardings=sharding.replicated(mesh))
 
   def __call__(self, params, directory, test_images, writer=None, step=0):
+    if test_images is None:
+      logging.info('no test images at hand: no glimpses to draw')
+      return {}
     images = input_pipeline.strided_subset(test_images, _GLIMPSE_EXAMPLES)
     glimpse_params = sharding.to_host(self._glimpses(params, images))
     if jax.process_index() != 0:
@@ -218,8 +218,20 @@ class GlimpsePictures:
     return dict(glimpses=path)
 
 
+def test_images_if_any(data):
+  """The test split's images, or None with a line saying why there are none."""
+  try:
+    return datasets.load_splits(data.name, data.dir, data.max_examples,
+                                only=('test',)).test
+  except datasets.DataError as error:
+    logging.warning('no test images (%s)', error)
+    return None
+
+
 def sample(run, settings, workdir):
   """--mode=sample on a loaded run: writes its pictures."""
-  pictures = make_pictures(settings, run.graphdef, run.mesh)
+  pictures = settings.model.make_pictures(run.graphdef, run.mesh,
+                                          settings.data.binarization,
+                                          settings.sample)
   directory = os.path.join(workdir, 'samples', f'step_{run.step}')
-  return pictures(run.params, directory, run.splits.test)
+  return pictures(run.params, directory, test_images_if_any(settings.data))

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from draw_jax import checkpoints
+from draw_jax import datasets
 from draw_jax import evaluate
 from draw_jax import input_pipeline
 from draw_jax import sharding
@@ -61,26 +62,24 @@ def export_run(settings, workdir, out, step=None, commit='unknown'):
     manager = checkpoints.make_manager(workdir, read_only=True)
     step = manager.best_step()
     manager.close()
-  run = checkpoints.load_trained(
-      dataclasses.replace(settings, eval=dataclasses.replace(
-          settings.eval, step=-1 if step is None else step)), workdir)
-  evaluator = evaluate.Evaluator(run.graphdef, run.model_config, run.mesh,
-                                 settings.data.binarization, settings.eval,
-                                 settings.train.seed)
+  run = checkpoints.load_trained(settings.model, workdir,
+                                 -1 if step is None else step)
+  data = settings.data
+  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
+  evaluator = evaluate.Evaluator(settings, run.graphdef, run.mesh)
   results = {
-      **evaluate.evaluate_split(evaluator, run.params, run.splits, 0, 'valid'),
-      **evaluate.evaluate_split(evaluator, run.params, run.splits, 0, 'test')}
+      **evaluate.evaluate_split(evaluator, run.params, splits, 0, 'valid'),
+      **evaluate.evaluate_split(evaluator, run.params, splits, 0, 'test')}
   epoch = run.step / input_pipeline.steps_per_epoch(
-      run.splits.train.shape[0], settings.train.batch_size)
+      splits.train.shape[0], settings.train.batch_size)
   metadata = dict(
       epoch=round(epoch, 2), images_seen=run.step * settings.train.batch_size,
       recipe=dataclasses.asdict(settings.train), commit=commit,
       data=settings.data.name,
       valid_neg_elbo=results['valid_neg_elbo'],
       test_neg_elbo=results['test_neg_elbo'],
-      test_examples=int(run.splits.test.shape[0]),
-      test_subset_neg_elbo=subset_neg_elbo(evaluator, run.params,
-                                           run.splits.test),
-      test_subset_examples=min(SUBSET_EXAMPLES, int(run.splits.test.shape[0])))
+      test_examples=int(splits.test.shape[0]),
+      test_subset_neg_elbo=subset_neg_elbo(evaluator, run.params, splits.test),
+      test_subset_examples=min(SUBSET_EXAMPLES, int(splits.test.shape[0])))
   save(out, run.step, sharding.to_host(run.params), run.model_config, metadata)
   return read_metadata(out)

@@ -11,8 +11,12 @@ from typing import Union
 import jax
 
 from draw_jax import classifier
+from draw_jax import datasets
+from draw_jax import defaults
 from draw_jax import input_pipeline
+from draw_jax import layers
 from draw_jax import model as draw_model
+from draw_jax import objectives
 
 TASKS = ('generate', 'classify')
 LR_SCHEDULES = ('constant', 'cosine')
@@ -94,10 +98,14 @@ class Settings:
 
 def parse(config, device_count=None):
   """Validates the ConfigDict whole and returns its Settings."""
-  model_config = _model_config(config)  # first: it checks data.name
+  if config.data.name not in datasets.DATASETS:
+    raise ConfigError(f'data.name={config.data.name!r} is unknown; choose one '
+                      f'of {sorted(datasets.DATASETS)}')
+  dataset = datasets.DATASETS[config.data.name]
   try:
+    model_config = _model_config(config, dataset)
     data = Data(**{**config.data.to_dict(),
-                   'binarization': _binarization(config)})
+                   'binarization': _binarization(config, dataset)})
     train = Train(**{**config.train.to_dict(),
                      'lr_drops': _lr_drops(config.train.lr_drops)})
     evaluation = Eval(**config.eval.to_dict())
@@ -106,8 +114,15 @@ def parse(config, device_count=None):
   except TypeError as error:  # a config file that lacks or adds a field
     raise ConfigError(f'the config does not match draw_jax: {error}') from None
   settings = Settings(model_config, data, train, evaluation, sample)
-  _check(settings, device_count or jax.device_count())
+  _check(settings, device_count or jax.device_count(), dataset)
   return settings
+
+
+def train_examples(data, dataset):
+  """The training images a run on this data sees: max_examples may cut them."""
+  if data.max_examples > 0:
+    return min(data.max_examples, dataset.train_examples)
+  return dataset.train_examples
 
 
 def _lr_drops(drops):
@@ -126,40 +141,34 @@ def _lr_drops(drops):
   return pairs
 
 
-def _model_config(config):
+def _model_config(config, dataset):
   """The frozen model description, with the data's image shape."""
-  if config.data.name not in input_pipeline.IMAGE_SHAPES:
-    raise ConfigError(f'data.name={config.data.name!r} is unknown; choose one '
-                      f'of {sorted(input_pipeline.IMAGE_SHAPES)}')
   if config.task not in TASKS:
     raise ConfigError(f'task={config.task!r} is unknown; choose one of {TASKS}')
-  height, width, channels = input_pipeline.IMAGE_SHAPES[config.data.name]
+  height, width, channels = dataset.shape
   shape = dict(height=height, width=width, channels=channels)
-  try:
-    if config.task == 'classify':
-      if config.data.name not in input_pipeline.LABELLED_DATASETS:
-        raise ConfigError(f'task=classify needs labels, and data.name='
-                          f'{config.data.name!r} has none; choose one of '
-                          f'{input_pipeline.LABELLED_DATASETS}')
-      return classifier.ClassifierConfig(
-          num_classes=config.data.num_classes, **shape,
-          **config.classifier.to_dict())
-    return draw_model.DrawConfig(**shape, **config.model.to_dict())
-  except (TypeError, ValueError) as error:
-    if isinstance(error, ConfigError):
-      raise
-    raise ConfigError(str(error)) from None
+  if config.task == 'classify':
+    if not dataset.labelled:
+      labelled = [name for name, spec in datasets.DATASETS.items()
+                  if spec.labelled]
+      raise ConfigError(f'task=classify needs labels, and data.name='
+                        f'{config.data.name!r} has none; choose one of '
+                        f'{labelled}')
+    return classifier.ClassifierConfig(
+        num_classes=config.data.num_classes, **shape,
+        **config.classifier.to_dict())
+  return draw_model.DrawConfig(**shape, **config.model.to_dict())
 
 
-def _binarization(config):
-  method = config.data.binarization or input_pipeline.default_binarization(
-      config.data.name)
-  if method not in input_pipeline.BINARIZATION_METHODS:
+def _binarization(config, dataset):
+  method = config.data.binarization or dataset.binarization
+  if method not in datasets.BINARIZATIONS:
     raise ConfigError(f'data.binarization={method!r} is unknown; choose one of '
-                      f'{input_pipeline.BINARIZATION_METHODS}')
-  if config.data.name == 'binarized_mnist' and method != 'none':
-    raise ConfigError('data.binarization must be none for binarized_mnist: it is '
-                      'already the fixed binarization the paper reports on')
+                      f'{datasets.BINARIZATIONS}')
+  if dataset.binarization == 'none' and method != 'none':
+    raise ConfigError(f'data.binarization must be none for '
+                      f'{config.data.name}: it is already the fixed '
+                      'binarization the paper reports on')
   if (config.task == 'generate' and
       config.model.likelihood == 'discretized_logistic' and
       method != 'intensity'):
@@ -195,7 +204,8 @@ def _value(settings, path):
   return getattr(getattr(settings, group), field)
 
 
-def _check(settings, device_count):
+def _check(settings, device_count, dataset):
+  _check_model(settings.model)
   for path in _POSITIVE:
     value = _value(settings, path)
     if isinstance(value, bool) or not value > 0:
@@ -215,6 +225,11 @@ def _check(settings, device_count):
                       f'{train.ema_decay!r}')
   if train.init_continue and not train.init_from:
     raise ConfigError('train.init_continue=True needs train.init_from')
+  num_steps = input_pipeline.num_steps(
+      train, train_examples(settings.data, dataset))
+  if train.warmup_steps >= num_steps:
+    raise ConfigError(f'train.warmup_steps={train.warmup_steps} is not below '
+                      f"the run's {num_steps} steps")
   if settings.eval.split not in ('valid', 'test'):
     raise ConfigError(f"eval.split must be 'valid' or 'test', got "
                       f'{settings.eval.split!r}')
@@ -222,3 +237,44 @@ def _check(settings, device_count):
     if _value(settings, path) % device_count:
       raise ConfigError(f'{path}={_value(settings, path)} does not divide '
                         f'evenly over {device_count} devices')
+
+
+# Fields of each model config that must be integers >= 1.
+_POSITIVE_MODEL_FIELDS = ('T', 'enc_size', 'dec_size', 'z_size', 'read_n',
+                          'write_n', 'hidden_size', 'glimpse', 'num_classes',
+                          'scan_unroll')
+
+
+def _check_model(model_config):
+  """The model's fields, each error named by its config path."""
+  group = model_config.CONFIG_GROUP
+  name = lambda field: ('data.num_classes' if field == 'num_classes'
+                        else f'{group}.{field}')
+  fields = dataclasses.asdict(model_config)
+  for field in _POSITIVE_MODEL_FIELDS:
+    if field in fields and not _positive_int(fields[field]):
+      raise ConfigError(f'{name(field)} must be an integer >= 1, got '
+                        f'{fields[field]!r}')
+  largest_side = max(model_config.height, model_config.width)
+  for field in ('read_n', 'write_n', 'glimpse'):
+    if (field in fields and fields.get('attention', True) and
+        fields[field] > largest_side):
+      raise ConfigError(
+          f'{name(field)}={fields[field]} is larger than the '
+          f'{model_config.height}x{model_config.width} image')
+  if fields.get('likelihood', 'bernoulli') not in objectives.LIKELIHOODS:
+    raise ConfigError(f'{group}.likelihood must be one of '
+                      f'{objectives.LIKELIHOODS}, got {fields["likelihood"]!r}')
+  if model_config.compute_dtype not in layers.DTYPES:
+    raise ConfigError(f'{group}.compute_dtype must be one of '
+                      f'{sorted(layers.DTYPES)}, got '
+                      f'{model_config.compute_dtype!r}')
+  if model_config.remat not in layers.REMAT_POLICIES:
+    raise ConfigError(f'{group}.remat must be one of '
+                      f'{sorted(layers.REMAT_POLICIES)}, got '
+                      f'{model_config.remat!r}')
+
+
+def _positive_int(value):
+  return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+

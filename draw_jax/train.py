@@ -1,13 +1,11 @@
-"""Training: the jitted step, the loop, evaluation, checkpoints and resume.
+"""Training: the jitted step, the state it starts from, and the loop.
 
 Every random choice is derived from (seed, step), so a run stopped at any
 checkpoint and resumed gives the same parameters as one that never stopped.
 """
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import time
 from typing import Callable
 
@@ -19,12 +17,11 @@ from absl import logging
 from flax import nnx
 
 from draw_jax import checkpoints
+from draw_jax import datasets
 from draw_jax import evaluate
 from draw_jax import host_memory
 from draw_jax import input_pipeline
 from draw_jax import metrics
-from draw_jax import sampling
-from draw_jax import settings as settings_lib
 from draw_jax import sharding
 from draw_jax import train_state
 from draw_jax import workdirs
@@ -46,12 +43,13 @@ def make_train_step(graphdef, optimizer, learning_rate, mesh, settings):
   batch_size = settings.train.batch_size
   binarization = settings.data.binarization
   ema_decay = settings.train.ema_decay
+  loss_name = settings.model.LOSS
 
   def loss_fn(params, images, labels, key):
     model = nnx.merge(graphdef, params)
     terms = {name: jnp.mean(value) for name, value in
              model.per_example_terms(images, labels, key).items()}
-    return terms.pop(model.LOSS), terms
+    return terms.pop(loss_name), terms
 
   def train_step(state, data, epoch_order, train_key):
     step = state['step']
@@ -60,8 +58,7 @@ def make_train_step(graphdef, optimizer, learning_rate, mesh, settings):
         lambda split: jax.lax.with_sharding_constraint(
             split[indices], sharding.batch_sharded(mesh)), data)
     step_key = jax.random.fold_in(train_key, step)
-    images = input_pipeline.binarize(batch['images'], binarization,
-                                     jax.random.fold_in(step_key, 1))
+    images = input_pipeline.binarize(batch['images'], binarization, step_key)
     (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state['params'], images, batch.get('labels'), step_key)
     updates, opt_state = optimizer.update(grads, state['opt_state'],
@@ -87,7 +84,7 @@ def make_train_step(graphdef, optimizer, learning_rate, mesh, settings):
 @dataclasses.dataclass
 class Training:
   """What a training run executes; scripts/benchmark.py times exactly this."""
-  model_config: object  # a model.DrawConfig or a classifier.ClassifierConfig
+  model_config: object  # an interface.ModelConfig
   mesh: object
   graphdef: object
   state: dict
@@ -97,19 +94,15 @@ class Training:
   epoch_order: Callable  # epoch -> shuffled indices
   steps_per_epoch: int
   num_steps: int  # where the run ends: train.num_epochs or train.num_steps
+  _epoch_order: tuple = (None, None)  # (epoch, its order), made once an epoch
 
-
-def total_steps(train, num_examples):
-  """train.num_epochs whole epochs when set, else train.num_steps."""
-  num_steps = train.num_steps
-  if train.num_epochs > 0:
-    num_steps = train.num_epochs * input_pipeline.steps_per_epoch(
-        num_examples, train.batch_size)
-  if train.warmup_steps >= num_steps:
-    raise settings_lib.ConfigError(
-        f'train.warmup_steps={train.warmup_steps} is not below the run\'s '
-        f'{num_steps} steps')
-  return num_steps
+  def step(self, state, step):
+    """One update from state, which is at step: (new state, its metrics)."""
+    epoch = step // self.steps_per_epoch
+    if self._epoch_order[0] != epoch:
+      self._epoch_order = (epoch, self.epoch_order(epoch))
+    return self.train_step(state, self.train_data, self._epoch_order[1],
+                           self.train_key)
 
 
 def build_training(settings, splits, manager=None):
@@ -117,7 +110,7 @@ def build_training(settings, splits, manager=None):
   model_config, train = settings.model, settings.train
   mesh = sharding.make_mesh()
   num_examples = splits.train.shape[0]
-  num_steps = total_steps(train, num_examples)
+  num_steps = input_pipeline.num_steps(train, num_examples)
   learning_rate = train_state.learning_rate_schedule(train, num_steps)
   optimizer = train_state.create_optimizer(train, learning_rate)
   init_key, data_key, train_key = train_state.run_keys(train.seed)
@@ -152,7 +145,7 @@ def _restored_state(manager, model_config, optimizer, init_key, mesh, ema):
   that starts at its parameters; one with an average, resumed without,
   leaves it behind.
   """
-  state = checkpoints.restore_latest(
+  state = checkpoints.restore(
       manager, train_state.create(model_config, optimizer, init_key,
                                   abstract=True, ema=ema),
       model_config, sharding.replicated(mesh), set_aside_damaged=True,
@@ -181,136 +174,73 @@ def skipped_updates(opt_state):
   return 0 if count is None else int(sharding.to_host(count))
 
 
-class _StopSignal:
-  """Turns SIGTERM (preemption) and SIGINT (Ctrl-C) into checkpoint-and-exit.
-
-  A second signal while that checkpoint is written exits at once: Orbax
-  writes into a temporary folder and renames it only when complete, so the
-  half-written step is never taken for a checkpoint.
-  """
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.received = None  # the name of the first signal
-    self._previous = {}
-    try:
-      for signum in self.SIGNALS:
-        self._previous[signum] = signal.signal(signum, self._handle)
-    except ValueError:  # not the main thread: leave signals alone
-      pass
-
-  def _handle(self, signum, frame):
-    del frame
-    name = signal.Signals(signum).name
-    if self.received:
-      os.write(2, f'error: second {name} while checkpointing: exiting now; the '
-                  'checkpoints already complete are kept\n'.encode())
-      os._exit(128 + signum)  # pylint: disable=protected-access
-    self.received = name
-
-  def restore(self):
-    for signum, previous in self._previous.items():
-      signal.signal(signum, previous)
-
-
-# Logged to metrics.jsonl and TensorBoard, left out of the progress line.
-_NOT_SHOWN = ('train_loss', 'train_grad_norm', 'train_param_norm')
-
-
-class _Progress:
-  """Averages step metrics and logs one progress line per log_every steps."""
-
-  def __init__(self, writer, total_steps, batch_size, first_step):
-    self._writer = writer
-    self._total = total_steps
-    self._batch = batch_size
-    self._sums = {}
-    self._count = 0
-    self._since = time.time()
-    self._steps_at_since = first_step
-
-  def add(self, step_metrics):
-    for name, value in step_metrics.items():
-      self._sums[name] = self._sums.get(name, 0.0) + float(value)
-    self._count += 1
-
-  def leave_out(self, seconds):
-    """Leaves evaluation and sampling time out of the next steps/s figure."""
-    self._since += seconds
-
-  def report(self, step, extra=None):
-    if not self._count:
-      return
-    elapsed = time.time() - self._since
-    steps_per_sec = (step - self._steps_at_since) / max(elapsed, 1e-9)
-    means = {f'train_{name}': value / self._count
-             for name, value in self._sums.items()}
-    means.update(steps_per_sec=steps_per_sec,
-                 images_per_sec=steps_per_sec * self._batch, **(extra or {}))
-    self._writer.scalars(step, means)
-    remaining = (self._total - step) / max(steps_per_sec, 1e-9)
-    parts = ', '.join(f'{name[len("train_"):]} {value:.4g}'
-                      for name, value in means.items()
-                      if name.startswith('train_') and name not in _NOT_SHOWN)
-    logging.info('step %d/%d | %.2f steps/s | %.0f img/s | loss %.2f (%s) | '
-                 '%s left', step, self._total, steps_per_sec,
-                 means['images_per_sec'], means['train_loss'], parts,
-                 _duration(remaining))
-    self._sums, self._count = {}, 0
-    self._since, self._steps_at_since = time.time(), step
-
-
-def _duration(seconds):
-  minutes, seconds = divmod(int(seconds), 60)
-  hours, minutes = divmod(minutes, 60)
-  return f'{hours}h{minutes:02d}m{seconds:02d}s'
-
-
-def _check_finite(step, step_metrics, manager, skip_nonfinite=False):
-  """False for a step whose update optax.apply_if_finite skipped; else raises."""
-  if all(np.isfinite(float(v)) for v in step_metrics.values()):
-    return True
-  # apply_if_finite skips exactly the updates whose gradient is non-finite.
-  if (skip_nonfinite and not np.isfinite(float(step_metrics['grad_norm'])) and
-      np.isfinite(float(step_metrics['param_norm']))):
-    logging.warning('step %d: non-finite loss or gradient (%s); update skipped',
-                    step, _format(step_metrics))
-    return False
-  raise NonFiniteLossError(
-      f'non-finite loss or gradient at step {step} ({_format(step_metrics)}); '
-      f'the last good checkpoint (step {manager.latest_step()}) is kept. '
-      'Lower train.learning_rate or set train.skip_nonfinite_updates=True.')
-
-
-def _format(step_metrics):
-  return ', '.join(f'{k}={float(v):.4g}' for k, v in step_metrics.items())
-
-
-def _write_config(workdir, settings):
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    json.dump(settings.to_dict(), f, indent=2)
-
-
 def train_and_evaluate(settings, workdir):
   """Trains, evaluates and checkpoints in workdir, resuming what is there."""
   data = settings.data
-  splits = input_pipeline.load_splits(data.name, data.dir, data.max_examples)
-  total_steps(settings.train, splits.train.shape[0])  # a bad schedule: now
-  workdirs.prepare(workdir)
+  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
   is_chief = jax.process_index() == 0
-  # One trainer per workdir; multi-process runs lock on their first process.
-  with workdirs.Lock(workdir) if is_chief else contextlib.nullcontext():
-    return _train_locked(settings, workdir, splits, is_chief)
+  with workdirs.training_in(workdir, is_chief) as signals:
+    manager = checkpoints.make_manager(workdir, settings.train.keep_checkpoints)
+    training = build_training(settings, splits, manager)
+    checkpoint_bytes = checkpoints.state_bytes(training.state)
+    workdirs.check_space(workdir, checkpoint_bytes)
+    writer = metrics.MetricWriter(workdir, enabled=is_chief)
+    if is_chief:
+      with open(os.path.join(workdir, 'config.json'), 'w') as f:
+        json.dump(settings.to_dict(), f, indent=2)
+    _log_start(settings, training)
+    run = _Run(settings, workdir, training, manager, writer, splits,
+               checkpoint_bytes)
+    with workdirs.full_disk_reported(
+        workdir, checkpoint_bytes, lambda: checkpoints.newest_complete(manager)):
+      try:
+        return _train_loop(run, training, signals)
+      finally:
+        try:
+          manager.wait_until_finished()
+        finally:
+          checkpoints.purge_deleted(manager)
+          writer.close()
 
 
-def _train_locked(settings, workdir, splits, is_chief):
-  manager = checkpoints.make_manager(workdir, settings.train.keep_checkpoints)
-  training = build_training(settings, splits, manager)
-  checkpoint_bytes = checkpoints.state_bytes(training.state)
-  workdirs.check_space(workdir, checkpoint_bytes)
-  if is_chief:
-    _write_config(workdir, settings)
-  writer = metrics.MetricWriter(workdir, enabled=is_chief)
+def _train_loop(run, training, signals):
+  """Steps, and at each step what is due: log, evaluate and draw, save, stop."""
+  train = run.settings.train
+  state = training.state
+  step = int(state['step'])
+  started = time.time()
+  pending = None  # a step's metrics, read one step late: dispatch stays async
+  while step < training.num_steps:
+    state, step_metrics = training.step(state, step)
+    step += 1
+    pending = run.absorb(pending, (step, step_metrics))
+    out_of_time = (train.time_budget_minutes > 0 and
+                   time.time() - started > train.time_budget_minutes * 60)
+    end = step == training.num_steps or out_of_time
+    stop = signals.received is not None
+    log = step % train.log_every == 0 or end or stop
+    evaluate_now = step % train.eval_every == 0 or end
+    save = (step % train.checkpoint_every == 0 or evaluate_now or stop or
+            run.minutes_since_save() >= train.checkpoint_every_minutes > 0)
+    if log or evaluate_now or save:
+      pending = run.absorb(pending)  # the metrics of this very step
+    if log:
+      run.report(step, state)
+    if evaluate_now or save:
+      run.evaluate_and_save(state, step, evaluate_now)
+    if stop:
+      logging.warning('%s: checkpointed step %d; exiting', signals.received,
+                      step)
+      return state
+    if out_of_time:
+      logging.info('time budget of %.1f min spent at step %d',
+                   train.time_budget_minutes, step)
+      break
+  run.finish(state, step)
+  return state
+
+
+def _log_start(settings, training):
   step = int(training.state['step'])
   logging.info('%s at step %d: %d parameters, %s on %d %s device(s)',
                'resuming' if step else 'starting', step,
@@ -320,174 +250,122 @@ def _train_locked(settings, workdir, splits, is_chief):
     hint = host_memory.huge_page_hint(host_memory.thp_mode())
     if hint:
       logging.info(hint)
-  evaluator = evaluate.Evaluator(training.graphdef, training.model_config,
-                                 training.mesh, settings.data.binarization,
-                                 settings.eval, settings.train.seed)
-  pictures = sampling.make_pictures(settings, training.graphdef, training.mesh)
-  loop = _Loop(settings, workdir, training, manager, writer, evaluator,
-               pictures, splits, checkpoint_bytes)
-  with workdirs.full_disk_reported(
-      workdir, checkpoint_bytes, lambda: checkpoints.newest_complete(manager)):
-    try:
-      state = loop.run(training)
-    finally:
-      try:
-        manager.wait_until_finished()
-      finally:
-        checkpoints.purge_deleted(manager)
-        writer.close()
-  return state
 
 
-class _Loop:
-  """The host side of training: dispatch, logging, evaluation, checkpoints."""
+class _Run:
+  """The host side of a run: metrics, evaluations, pictures and checkpoints."""
 
-  def __init__(self, settings, workdir, training, manager, writer, evaluator,
-               pictures, splits, checkpoint_bytes):
-    self.train = settings.train
-    self.iw_samples = settings.eval.iw_samples
-    self.workdir = workdir
-    self.model_config = training.model_config
-    self.manager = manager
-    self.writer = writer
-    self.evaluator = evaluator
-    self.pictures = pictures
-    self.best_metric = 'valid_' + training.model_config.model_class.BEST_METRIC
-    self.splits = splits
-    self.num_steps = training.num_steps
-    self.steps_per_epoch = training.steps_per_epoch
-    self.checkpoint_bytes = checkpoint_bytes
-    self._evaluated = {}  # step -> validation metrics, to not repeat them
-    self._tested = {}  # step -> test metrics, with train.eval_test
+  def __init__(self, settings, workdir, training, manager, writer, splits,
+               checkpoint_bytes):
+    self.settings = settings
+    self._workdir = workdir
+    self._manager = manager
+    self._writer = writer
+    self._splits = splits
+    self._checkpoint_bytes = checkpoint_bytes
+    self._steps_per_epoch = training.steps_per_epoch
+    self._evaluator = evaluate.Evaluator(settings, training.graphdef,
+                                         training.mesh)
+    self._pictures = settings.model.make_pictures(
+        training.graphdef, training.mesh, settings.data.binarization,
+        settings.sample)
+    self._progress = metrics.Progress(writer, training.num_steps,
+                                      settings.train.batch_size,
+                                      int(training.state['step']))
+    self._valid = {}  # step -> validation metrics
+    self._test = {}  # step -> test metrics
     self._saved = set(manager.all_steps())
     self._last_save = time.time()
 
-  def run(self, training):
-    train = self.train
-    state = training.state
-    step = int(state['step'])
-    epoch, epoch_order = None, None
-    progress = _Progress(self.writer, self.num_steps, train.batch_size, step)
-    stop = _StopSignal()
+  def absorb(self, pending, new=None):
+    """Adds pending (step, metrics) to the averages; returns new."""
+    if pending is not None:
+      step, step_metrics = pending
+      step_metrics = sharding.to_host(step_metrics)
+      if _finite_or_skipped(step, step_metrics, self._manager,
+                            self.settings.train.skip_nonfinite_updates):
+        self._progress.add(step_metrics)  # skipped steps stay out of the means
+    return new
+
+  def minutes_since_save(self):
+    return (time.time() - self._last_save) / 60.0
+
+  def report(self, step, state):
+    self._progress.report(
+        step, dict(skipped_updates=skipped_updates(state['opt_state'])))
+
+  def evaluate_and_save(self, state, step, evaluate_now):
+    """Validation (and test) metrics and pictures if due, then a checkpoint."""
     started = time.time()
-    budget = train.time_budget_minutes * 60.0
-    pending = None  # (step, metrics) read one step late, keeping dispatch async
-    try:
-      while step < self.num_steps:
-        if step // training.steps_per_epoch != epoch:
-          epoch = step // training.steps_per_epoch
-          epoch_order = training.epoch_order(epoch)
-        state, step_metrics = training.train_step(
-            state, training.train_data, epoch_order, training.train_key)
-        step += 1
-        if pending is not None:
-          self._absorb(pending, progress)
-        pending = (step, step_metrics)
-        out_of_time = budget > 0 and time.time() - started > budget
-        if stop.received or out_of_time or self._due(step) or self._save_due():
-          self._absorb(pending, progress)
-          pending = None
-          self._step_boundary(state, step, progress)
-        if stop.received:
-          self._save(state, step)  # whether or not a checkpoint was due
-          logging.warning('%s: checkpointed step %d; exiting', stop.received,
-                          step)
-          self.manager.wait_until_finished()
-          return state
-        if out_of_time:
-          logging.info('time budget of %.1f min spent at step %d',
-                       train.time_budget_minutes, step)
-          break
-      if pending is not None:
-        self._absorb(pending, progress)
-      self._finish(state, step, progress)
-      return state
-    finally:
-      stop.restore()
+    if evaluate_now and step not in self._valid:
+      self._valid[step] = self._evaluate(state, step, 'valid')
+      if self.settings.train.eval_test:  # reported, never used to choose
+        self._test[step] = self._evaluate(state, step, 'test')
+      self._pictures(train_state.model_params(state),
+                     os.path.join(self._workdir, 'samples', f'step_{step}'),
+                     self._splits.test, self._writer, step)
+    self._save(state, step)
+    self._progress.leave_out(time.time() - started)
 
-  def _due(self, step):
-    train = self.train
-    return (step % train.log_every == 0 or step % train.checkpoint_every == 0 or
-            step % train.eval_every == 0 or step == self.num_steps)
+  def finish(self, state, step):
+    """The end: validation, test (with the IW bound if asked), eval_<step>.json."""
+    self._progress.report(step)
+    self.evaluate_and_save(state, step, evaluate_now=True)
+    iw_samples = self.settings.eval.iw_samples
+    test = self._test.get(step)
+    if test is None or iw_samples:
+      test = self._evaluate(state, step, 'test', iw_samples)
+    if jax.process_index() == 0:
+      with open(os.path.join(self._workdir, f'eval_{step}.json'), 'w') as f:
+        json.dump(dict(step=step, num_steps=self._progress.total,
+                       **self._valid[step], **test), f, indent=2)
 
-  def _save_due(self):
-    """True once train.checkpoint_every_minutes have passed since a save."""
-    minutes = self.train.checkpoint_every_minutes
-    return minutes > 0 and time.time() - self._last_save >= minutes * 60
-
-  def _absorb(self, pending, progress):
-    step, step_metrics = pending
-    step_metrics = sharding.to_host(step_metrics)
-    if _check_finite(step, step_metrics, self.manager,
-                     self.train.skip_nonfinite_updates):
-      progress.add(step_metrics)  # skipped steps stay out of the averages
-
-  def _step_boundary(self, state, step, progress):
-    train = self.train
-    if step % train.log_every == 0:
-      progress.report(step, dict(skipped_updates=skipped_updates(state['opt_state'])))
-    started = time.time()
-    if step % train.eval_every == 0:
-      self._validate(state, step)
-    if step % train.checkpoint_every == 0 or self._save_due():
-      self._save(state, step, self._evaluated.get(step))
-    progress.leave_out(time.time() - started)
-
-  def _validate(self, state, step):
-    """Validation ELBO and samples, once per step whatever asks for them."""
-    if step not in self._evaluated:
-      self._evaluated[step] = self._evaluate(state, step, 'valid', iw_samples=0)
-      if self.train.eval_test:  # reported, never used to choose
-        self._tested[step] = self._evaluate(state, step, 'test', iw_samples=0)
-      self._write_samples(state, step)
-      self._save(state, step, self._evaluated[step])
-    return self._evaluated[step]
-
-  def _save(self, state, step, eval_metrics=None):
+  def _save(self, state, step):
     self._last_save = time.time()
     if step in self._saved:
       return
     # A save that cannot fit is refused before Orbax starts writing it.
-    workdirs.check_space(self.workdir, self.checkpoint_bytes, checkpoints=1,
-                         newest=checkpoints.newest_complete(self.manager))
+    workdirs.check_space(self._workdir, self._checkpoint_bytes, checkpoints=1,
+                         newest=checkpoints.newest_complete(self._manager))
     self._saved.add(step)
-    saved_metrics = None
-    if eval_metrics is not None:
-      saved_metrics = {checkpoints.BEST_METRIC: eval_metrics[self.best_metric]}
-    checkpoints.save(self.manager, step, state, self.model_config, saved_metrics)
+    ranking = None
+    if step in self._valid:
+      metric = f'valid_{self.settings.model.SELECTION_METRIC}'
+      ranking = {checkpoints.RANKING_KEY: self._valid[step][metric]}
+    checkpoints.save(self._manager, step, state, self.settings.model, ranking)
 
-  def _evaluate(self, state, step, split, iw_samples):
+  def _evaluate(self, state, step, split, iw_samples=0):
     """The split's metrics for the run's model (the moving average, if kept).
 
     With a moving average, validation also reports the training parameters'
     figures, prefixed live_, so what the average buys is on the curve.
     """
     results = evaluate.evaluate_split(
-        self.evaluator, train_state.model_params(state), self.splits,
+        self._evaluator, train_state.model_params(state), self._splits,
         iw_samples, split)
     logged = dict(results)
     if split == 'valid' and train_state.EMA in state:
-      live = evaluate.evaluate_split(self.evaluator, state['params'],
-                                     self.splits, 0, split)
+      live = evaluate.evaluate_split(self._evaluator, state['params'],
+                                     self._splits, 0, split)
       logged.update({f'live_{name}': value for name, value in live.items()})
-    self.writer.scalars(step, dict(logged, epoch=step / self.steps_per_epoch))
-    logging.info('step %d %s', step, _format(logged))
+    self._writer.scalars(step, dict(logged, epoch=step / self._steps_per_epoch))
+    logging.info('step %d %s', step, metrics.format_values(logged))
     return results
 
-  def _write_samples(self, state, step):
-    # Every process runs the pictures' computation; only the first writes.
-    directory = os.path.join(self.workdir, 'samples', f'step_{step}')
-    self.pictures(train_state.model_params(state), directory, self.splits.test,
-                  self.writer, step)
 
-  def _finish(self, state, step, progress):
-    """Final checkpoint, validation and test evaluation, samples."""
-    progress.report(step)
-    valid = self._validate(state, step)
-    test = self._tested.get(step)
-    if test is None or self.iw_samples:
-      test = self._evaluate(state, step, 'test', self.iw_samples)
-    if jax.process_index() == 0:
-      with open(os.path.join(self.workdir, f'eval_{step}.json'), 'w') as f:
-        json.dump(dict(step=step, num_steps=self.num_steps, **valid, **test), f,
-                  indent=2)
+def _finite_or_skipped(step, step_metrics, manager, skip_nonfinite):
+  """False for a step whose update optax.apply_if_finite skipped; True if
+  finite; else raises NonFiniteLossError."""
+  if all(np.isfinite(float(v)) for v in step_metrics.values()):
+    return True
+  # apply_if_finite skips exactly the updates whose gradient is non-finite.
+  if (skip_nonfinite and not np.isfinite(float(step_metrics['grad_norm'])) and
+      np.isfinite(float(step_metrics['param_norm']))):
+    logging.warning('step %d: non-finite loss or gradient (%s); update skipped',
+                    step, metrics.format_values(step_metrics))
+    return False
+  raise NonFiniteLossError(
+      f'non-finite loss or gradient at step {step} '
+      f'({metrics.format_values(step_metrics)}); the last good checkpoint '
+      f'(step {manager.latest_step()}) is kept. Lower train.learning_rate or '
+      'set train.skip_nonfinite_updates=True.')

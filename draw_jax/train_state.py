@@ -57,16 +57,20 @@ def create_optimizer(train, learning_rate):
   return optimizer
 
 
+def abstract_model(model_config):
+  """The model with shapes for parameters: nothing allocated."""
+  return nnx.eval_shape(
+      lambda: model_config.build(nnx.Rngs(jax.random.key(0))))
+
+
 def graphdef(model_config):
   """The model's structure, without allocating its parameters."""
-  abstract_model = nnx.eval_shape(
-      lambda: model_config.make_model(nnx.Rngs(jax.random.key(0))))
-  return nnx.split(abstract_model)[0]
+  return nnx.split(abstract_model(model_config))[0]
 
 
 def _initial(model_config, optimizer, init_key, ema):
   params = nnx.to_pure_dict(
-      nnx.split(model_config.make_model(nnx.Rngs(init_key)))[1])
+      nnx.split(model_config.build(nnx.Rngs(init_key)))[1])
   return _with_ema(dict(step=jnp.zeros((), jnp.int32), params=params,
                         opt_state=optimizer.init(params)), ema)
 

@@ -1,4 +1,5 @@
-"""The training workdir: created, proved writable, locked, and its disk checked.
+"""The training workdir: created, proved writable, locked, its disk checked,
+and the signals that stop a run in it.
 
 The lock is an fcntl.flock on workdir/.lock, which the kernel drops when its
 process ends however it ends, so a run killed with -9 leaves no stale lock.
@@ -8,7 +9,11 @@ import errno
 import fcntl
 import os
 import shutil
+import signal
 import socket
+import sys
+import threading
+import warnings
 
 from absl import logging
 
@@ -36,6 +41,54 @@ def prepare(workdir):
     os.remove(probe)
   except OSError as error:
     raise WorkdirError(f'workdir {workdir} is not writable: {error.strerror}') from None
+
+
+@contextlib.contextmanager
+def training_in(workdir, is_chief=True):
+  """Holds workdir for a training run: created, proved writable, locked.
+
+  Yields the run's StopSignals. Multi-process runs lock on their first
+  process only.
+  """
+  prepare(workdir)
+  with Lock(workdir) if is_chief else contextlib.nullcontext():
+    signals = StopSignals()
+    try:
+      yield signals
+    finally:
+      signals.restore()
+
+
+class StopSignals:
+  """Turns SIGTERM (preemption) and SIGINT (Ctrl-C) into checkpoint-and-exit.
+
+  A second signal while that checkpoint is written exits at once: Orbax
+  writes into a temporary folder and renames it only when complete, so the
+  half-written step is never taken for a checkpoint.
+  """
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None  # the name of the first signal
+    self._previous = {}
+    try:
+      for signum in self.SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
+    except ValueError:  # not the main thread: leave signals alone
+      pass
+
+  def _handle(self, signum, frame):
+    del frame
+    name = signal.Signals(signum).name
+    if self.received:
+      os.write(2, f'error: second {name} while checkpointing: exiting now; the '
+                  'checkpoints already complete are kept\n'.encode())
+      os._exit(128 + signum)  # pylint: disable=protected-access
+    self.received = name
+
+  def restore(self):
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
 
 
 class Lock:
@@ -118,17 +171,72 @@ def full_disk_reported(workdir, checkpoint_bytes, newest_checkpoint):
   """Turns a full disk, raised anywhere inside, into one DiskFullError line.
 
   newest_checkpoint() names the newest complete step, which stays as it was.
+  Inside, while the disk is full, what a failed save leaves behind in
+  background threads is left to that one line, not printed as tracebacks.
   """
+  def disk_is_full():
+    return free_bytes(workdir) < checkpoint_bytes + _HEADROOM_BYTES
+
+  with _background_errors_dropped(
+      lambda error, thread: disk_is_full() and _failed_save_noise(error,
+                                                                  thread)):
+    try:
+      yield
+    except DiskFullError:
+      raise
+    except Exception as error:  # pylint: disable=broad-except
+      if not is_disk_full(error):
+        raise
+      raise DiskFullError(
+          f'the disk of workdir {workdir} is full ({_mb(free_bytes(workdir))} '
+          f'free; a checkpoint needs {_mb(checkpoint_bytes)}). The newest '
+          f'complete checkpoint, step {newest_checkpoint()}, is kept: free '
+          'some space, or move the workdir to a roomier disk, and run the same '
+          'command to resume') from None
+
+
+def quiet_failed_save():
+  """Once a full disk is reported, what the failed save leaves behind, found
+  as the process ends, prints nothing after the one error line."""
+  _drop_background_errors(_failed_save_noise)
+  warnings.filterwarnings('ignore', 'coroutine .* was never awaited',
+                          RuntimeWarning)
+
+
+def _failed_save_noise(error, thread=None):
+  """A save cut short by a full disk: its own errors, TensorStore's callbacks
+  into Orbax's closed event loop, TensorBoard's writer thread losing its queue."""
+  return (is_disk_full(error) or
+          (isinstance(error, RuntimeError) and
+           str(error) == 'Event loop is closed') or
+          type(thread).__name__ == '_EventLoggerThread')
+
+
+def _drop_background_errors(dropped):
+  """Background threads' and unraisable errors for which dropped(error,
+  thread) is True print nothing; returns what puts the previous hooks back."""
+  previous_unraisable, previous_thread = sys.unraisablehook, threading.excepthook
+
+  def unraisable(info):
+    if not dropped(info.exc_value, None):
+      previous_unraisable(info)
+
+  def thread(info):
+    if not dropped(info.exc_value, info.thread):
+      previous_thread(info)
+
+  sys.unraisablehook, threading.excepthook = unraisable, thread
+
+  def put_back():
+    sys.unraisablehook, threading.excepthook = (previous_unraisable,
+                                                previous_thread)
+  return put_back
+
+
+@contextlib.contextmanager
+def _background_errors_dropped(dropped):
+  put_back = _drop_background_errors(dropped)
   try:
     yield
-  except DiskFullError:
-    raise
-  except Exception as error:  # pylint: disable=broad-except
-    if not is_disk_full(error):
-      raise
-    raise DiskFullError(
-        f'the disk of workdir {workdir} is full ({_mb(free_bytes(workdir))} '
-        f'free; a checkpoint needs {_mb(checkpoint_bytes)}). The newest '
-        f'complete checkpoint, step {newest_checkpoint()}, is kept: free some '
-        'space, or move the workdir to a roomier disk, and run the same command '
-        'to resume') from None
+  finally:
+    put_back()

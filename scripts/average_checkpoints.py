@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from draw_jax import datasets
 from draw_jax import checkpoints
 from draw_jax import evaluate
 from draw_jax import input_pipeline
@@ -44,10 +45,9 @@ def averaged_neg_elbos(settings, workdir, steps, split):
   params = [checkpoints.load_params(settings.model, workdir, mesh, step)[0]
             for step in steps]
   data = settings.data
-  splits = input_pipeline.load_splits(data.name, data.dir, data.max_examples)
-  evaluator = evaluate.Evaluator(
-      train_state.graphdef(settings.model), settings.model, mesh,
-      data.binarization, settings.eval, settings.train.seed)
+  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
+  evaluator = evaluate.Evaluator(settings, train_state.graphdef(settings.model),
+                                 mesh)
   return {k: evaluator.split_means(mean_params(params[-k:]),
                                    getattr(splits, split))['neg_elbo']
           for k in range(1, len(params) + 1)}

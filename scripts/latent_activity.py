@@ -22,6 +22,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 from draw_jax import checkpoints
+from draw_jax import datasets
 from draw_jax import input_pipeline
 from draw_jax import objectives
 from draw_jax import settings as settings_lib
@@ -37,7 +38,10 @@ FLAGS = flags.FLAGS
 
 def activity(settings, workdir, split, threshold, batch_size):
   """Per-step KL, posterior-mean variance and active units over a split."""
-  run = checkpoints.load_trained(settings, workdir)
+  run = checkpoints.load_trained(settings.model, workdir, settings.eval.step)
+  data = settings.data
+  images = getattr(datasets.load_splits(data.name, data.dir, data.max_examples,
+                                        only=(split,)), split)
   model = nnx.merge(run.graphdef, run.params)
   key = jax.random.fold_in(jax.random.key(settings.train.seed), 0xE7A1)
 
@@ -45,7 +49,7 @@ def activity(settings, workdir, split, threshold, batch_size):
   def moments(images_uint8, batch_index):
     batch_key = jax.random.fold_in(key, batch_index)
     images = input_pipeline.binarize(images_uint8, settings.data.binarization,
-                                     jax.random.fold_in(batch_key, 1))
+                                     batch_key)
     output = model(images, batch_key)
     terms = objectives.negative_elbo(output, images, settings.model.likelihood)
     mean_TxBxZ = output.posterior_mean
@@ -54,7 +58,6 @@ def activity(settings, workdir, split, threshold, batch_size):
                 mean_sum_TxZ=mean_TxBxZ.sum(1),
                 mean_square_sum_TxZ=jnp.square(mean_TxBxZ).sum(1))
 
-  images = getattr(run.splits, split)
   count = images.shape[0] - images.shape[0] % batch_size
   sums = None
   for index in range(count // batch_size):

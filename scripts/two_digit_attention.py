@@ -35,6 +35,7 @@ from ml_collections import config_flags
 from flax import nnx
 
 from draw_jax import checkpoints
+from draw_jax import datasets
 from draw_jax import input_pipeline
 from draw_jax import mnist_scenes
 from draw_jax import model as draw_model
@@ -136,8 +137,7 @@ def reconstruct(run, settings, images, seed):
   from the training pass, in chunks of _CHUNK scenes."""
 
   def training_pass(params, images, key):
-    binary = input_pipeline.binarize(images, settings.data.binarization,
-                                     jax.random.fold_in(key, 1))
+    binary = input_pipeline.binarize(images, settings.data.binarization, key)
     output = nnx.merge(run.graphdef, params)(binary, key)
     return output.canvas_logits_per_step, output.write_params
 
@@ -155,8 +155,10 @@ def analyse(config, workdir, examples, seed=0, gif_path=''):
     raise ValueError(f'the config must be a mnist_two_digit run, not '
                      f'data.name={config.data.name!r}')
   settings = settings_lib.parse(config)
-  run = checkpoints.load_trained(settings, workdir)
-  test = run.splits.test
+  run = checkpoints.load_trained(settings.model, workdir, settings.eval.step)
+  data = settings.data
+  test = datasets.load_splits(data.name, data.dir, data.max_examples,
+                              only=('test',)).test
   count = min(examples, len(test))
   _, corners = mnist_scenes.two_digit_layout(
       len(test), mnist_scenes.SPLIT_SEEDS['test'], run.model_config.height)

@@ -52,7 +52,7 @@ def _save(workdir, model_config, steps_and_metrics, keep=3):
 
 def _restore(workdir, model_config, optimizer, **kwargs):
   manager = checkpoints.make_manager(str(workdir), read_only=True)
-  return checkpoints.restore_latest(
+  return checkpoints.restore(
       manager, train_state.create(model_config, optimizer, jax.random.key(0),
                                   abstract=True),
       model_config, sharding.replicated(sharding.make_mesh()), **kwargs)
@@ -105,10 +105,10 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
 
 
 def test_the_best_and_the_latest_are_kept(tmp_path, model_config):
-  best = {checkpoints.BEST_METRIC: 90.0}
+  best = {checkpoints.RANKING_KEY: 90.0}
   _save(tmp_path, model_config, [
-      (1, {checkpoints.BEST_METRIC: 100.0}), (2, best), (3, None),
-      (4, {checkpoints.BEST_METRIC: 95.0}), (5, None)], keep=2)
+      (1, {checkpoints.RANKING_KEY: 100.0}), (2, best), (3, None),
+      (4, {checkpoints.RANKING_KEY: 95.0}), (5, None)], keep=2)
   manager = checkpoints.make_manager(str(tmp_path), read_only=True)
   assert set(manager.all_steps()) == {2, 4, 5}
   assert manager.best_step() == 2
@@ -124,13 +124,13 @@ def test_no_checkpoints_is_none_and_a_missing_folder_is_named(tmp_path,
                             sharding.make_mesh())
 
 
-# A smoke run written by the code before issue 20's redesign (b6c0465):
+# A smoke run written by the code before the package's redesign (b6c0465):
 #   python -m draw_jax.main --config=configs/smoke.py:steps=300
 #     --config.train.checkpoint_every=300 --config.train.eval_every=300
 #     --config.eval.iw_samples=0 --config.data.max_examples=1000
 #     --config.sample.outputs=grid --workdir=...
 # with its checkpoint, config.json and eval_300.json kept.
-OLD_RUN = REPO_ROOT / 'tests' / 'testdata' / 'smoke_b6c0465'
+OLD_RUN = REPO_ROOT / 'tests' / 'testdata' / 'older_code_smoke_run'
 
 
 def _old_run_config(data_dir, steps=300):

@@ -8,15 +8,18 @@ import optax
 import pytest
 from flax import nnx
 
+import model_configs
+from configs import cluttered_mnist_cls
 from draw_jax import attention
 from draw_jax import classifier
+from draw_jax import settings
 from draw_jax import visualize
 
 TINY = dict(height=28, width=28, T=3, hidden_size=32, glimpse=5, num_classes=4)
 
 
 def _model(seed=0, **overrides):
-  config = classifier.ClassifierConfig(**{**TINY, **overrides})
+  config = model_configs.glimpse_classifier(**{**TINY, **overrides})
   return classifier.GlimpseClassifier(config, rngs=nnx.Rngs(seed))
 
 
@@ -140,15 +143,16 @@ def test_bfloat16_compute_is_finite_and_close_to_float32():
   np.testing.assert_allclose(rounded, exact, atol=5e-3)
 
 
-@pytest.mark.parametrize('bad,name', [
-    (dict(glimpse=29), 'classifier.glimpse'), (dict(T=0), 'classifier.T'),
-    (dict(hidden_size=0), 'classifier.hidden_size'),
-    (dict(num_classes=1.5), 'data.num_classes'),
-    (dict(compute_dtype='int8'), 'classifier.compute_dtype'),
-    (dict(remat='some'), 'classifier.remat')])
-def test_bad_config_is_rejected_with_its_name(bad, name):
-  with pytest.raises(ValueError, match=name):
-    classifier.ClassifierConfig(**{**TINY, **bad})
+@pytest.mark.parametrize('path,value', [
+    ('classifier.glimpse', 101), ('classifier.T', 0),
+    ('classifier.hidden_size', 0), ('data.num_classes', 0),
+    ('classifier.compute_dtype', 'int8'), ('classifier.remat', 'some')])
+def test_bad_config_is_rejected_with_its_name(path, value):
+  config = cluttered_mnist_cls.get_config()
+  group, field = path.split('.')
+  config[group][field] = value
+  with pytest.raises(settings.ConfigError, match=path):
+    settings.parse(config)
 
 
 def test_losses_by_hand():

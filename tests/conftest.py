@@ -5,6 +5,8 @@ import pathlib
 import jax
 import pytest
 
+from draw_jax import datasets
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -25,12 +27,40 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs',
                   float(os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS']))
 
 
+# The data sets the data-needing tests read; the scenes are built from MNIST.
+_TEST_DATA_SETS = ('binarized_mnist', 'mnist')
+
+
 @pytest.fixture(scope='session')
 def data_dir():
-  """The real data folder: DRAW_DATA_DIR, else ../shared/data beside the repo."""
-  path = os.environ.get('DRAW_DATA_DIR') or str(REPO_ROOT.parent / 'shared' / 'data')
-  assert pathlib.Path(path).is_dir(), f'no data folder at {path}'
-  return path
+  """Where the data-needing tests find the data, as the program does.
+
+  $DRAW_DATA_DIR, else '' (tensorflow-datasets) where its cache holds every
+  data set the tests read. Neither: the test is skipped, with the reason, or
+  fails where DRAW_TESTS_NEED_DATA=1 (CI, which must run every test).
+  """
+  folder = os.environ.get('DRAW_DATA_DIR')
+  if folder:
+    assert pathlib.Path(folder).is_dir(), f'DRAW_DATA_DIR={folder} is no folder'
+    return folder
+  missing = _missing_from_tfds(_TEST_DATA_SETS)
+  if not missing:
+    return ''
+  reason = (f'no data: DRAW_DATA_DIR is unset and tensorflow-datasets '
+            f'has no prepared {", ".join(missing)}')
+  if os.environ.get('DRAW_TESTS_NEED_DATA') == '1':
+    pytest.fail(reason)
+  pytest.skip(reason)
+
+
+def _missing_from_tfds(names):
+  """The data sets of names that tensorflow-datasets cannot give offline."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return list(names)
+  return [name for name in names
+          if not tfds.builder(datasets.DATASETS[name].tfds[0]).is_prepared()]
 
 
 # The modules whose tests start the program in processes, slowest first: with

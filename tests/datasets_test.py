@@ -11,6 +11,7 @@ import scipy.io
 from numpy.lib.stride_tricks import sliding_window_view
 
 import data_files
+from draw_jax import dataset_files
 from draw_jax import datasets
 from draw_jax import input_pipeline
 from draw_jax import mnist_scenes
@@ -21,7 +22,7 @@ _SMALL = 200
 
 @pytest.fixture(scope='module')
 def small_mnist(data_dir):
-  return input_pipeline.load_splits('mnist', data_dir, max_examples=_SMALL)
+  return datasets.load_splits('mnist', data_dir, max_examples=_SMALL)
 
 
 def _square_digits(values):
@@ -169,7 +170,7 @@ def test_coloured_real_digits_have_distinct_channels(small_mnist):
 
 
 def test_mnist_labels_match_the_published_counts(data_dir):
-  splits = input_pipeline.load_splits('mnist', data_dir)
+  splits = datasets.load_splits('mnist', data_dir)
   assert all(labels.dtype == np.int32 for labels in splits.labels)
   assert [len(labels) for labels in splits.labels] == [50000, 10000, 10000]
   train_file_labels = np.concatenate([splits.train_labels, splits.valid_labels])
@@ -182,8 +183,8 @@ def test_mnist_labels_match_the_published_counts(data_dir):
 
 
 def test_max_examples_keeps_the_first_of_each_split(data_dir, small_mnist):
-  full = input_pipeline.load_splits('binarized_mnist', data_dir)
-  small = input_pipeline.load_splits('binarized_mnist', data_dir, max_examples=7)
+  full = datasets.load_splits('binarized_mnist', data_dir)
+  small = datasets.load_splits('binarized_mnist', data_dir, max_examples=7)
   for small_split, full_split in zip(small.images, full.images):
     np.testing.assert_array_equal(small_split, full_split[:7])
   assert small.labels == (None, None, None)
@@ -193,8 +194,8 @@ def test_max_examples_keeps_the_first_of_each_split(data_dir, small_mnist):
 @pytest.mark.parametrize('name', _SCENE_SETS)
 def test_generated_sets_load_from_mnist_with_a_seed_per_split(
     name, data_dir, small_mnist):
-  splits = input_pipeline.load_splits(name, data_dir, max_examples=_SMALL)
-  shape = input_pipeline.IMAGE_SHAPES[name]
+  splits = datasets.load_splits(name, data_dir, max_examples=_SMALL)
+  shape = datasets.DATASETS[name].shape
   for split in ('train', 'valid', 'test'):
     images = getattr(splits, split)
     labels = getattr(splits, f'{split}_labels')
@@ -217,20 +218,20 @@ def test_generated_sets_load_from_mnist_with_a_seed_per_split(
 
 
 def test_every_known_data_set_has_a_shape_and_a_binarization():
-  assert set(input_pipeline.KNOWN_DATASETS) == set(input_pipeline.IMAGE_SHAPES)
-  assert set(input_pipeline.KNOWN_DATASETS) == {
+  assert set(datasets.DATASETS) == {
       'binarized_mnist', 'mnist', 'mnist_two_digit', 'cluttered_mnist',
       'coloured_mnist', 'svhn', 'cifar10'}
-  defaults = {name: input_pipeline.default_binarization(name)
-              for name in input_pipeline.KNOWN_DATASETS}
+  defaults = {name: datasets.spec(name).binarization
+              for name in tuple(datasets.DATASETS)}
   assert defaults == {
       'binarized_mnist': 'none', 'mnist': 'dynamic', 'mnist_two_digit': 'dynamic',
       'cluttered_mnist': 'intensity', 'coloured_mnist': 'intensity',
       'svhn': 'intensity', 'cifar10': 'intensity'}
-  assert set(input_pipeline.LABELLED_DATASETS) == (
-      set(input_pipeline.KNOWN_DATASETS) - {'binarized_mnist', 'mnist_two_digit'})
-  assert input_pipeline.IMAGE_SHAPES['cluttered_mnist'] == (100, 100, 1)
-  assert input_pipeline.IMAGE_SHAPES['cifar10'] == (32, 32, 3)
+  labelled = {name for name, spec in datasets.DATASETS.items() if spec.labelled}
+  assert labelled == (
+      set(datasets.DATASETS) - {'binarized_mnist', 'mnist_two_digit'})
+  assert datasets.DATASETS['cluttered_mnist'].shape == (100, 100, 1)
+  assert datasets.DATASETS['cifar10'].shape == (32, 32, 3)
 
 
 def test_binarize_intensity_is_x_over_255():
@@ -245,7 +246,7 @@ def test_binarize_intensity_is_x_over_255():
 
 def test_splits_without_labels_still_build_from_three_arrays():
   images = np.zeros((4, 28, 28, 1), np.uint8)
-  splits = input_pipeline.Splits(images, images[:2], images[:3])
+  splits = datasets.Splits(images, images[:2], images[:3])
   assert splits.labels == (None, None, None)
   assert [len(split) for split in splits.first(2).images] == [2, 2, 2]
 
@@ -255,7 +256,7 @@ def test_splits_without_labels_still_build_from_three_arrays():
 
 def test_cifar10_pixels_labels_and_splits_round_trip(tmp_path):
   batches = data_files.write_cifar10_batches(tmp_path / 'cifar10')
-  splits = input_pipeline.load_splits('cifar10', str(tmp_path))
+  splits = datasets.load_splits('cifar10', str(tmp_path))
   # 5 x 1001 training images: the last 5,000 are valid, 5 remain for train.
   assert [len(split) for split in splits.images] == [5, 5000, 7]
   assert splits.train.shape[1:] == (32, 32, 3) and splits.train.dtype == np.uint8
@@ -282,15 +283,15 @@ def test_cifar10_reads_the_tar_gz_archive_itself(tmp_path):
   with tarfile.open(tmp_path / 'cifar-10-python.tar.gz', 'w:gz',
                     compresslevel=1) as tar:
     tar.add(unpacked / 'cifar-10-batches-py', arcname='cifar-10-batches-py')
-  from_archive = datasets.load_cifar10(str(tmp_path))
-  from_folder = datasets.load_cifar10(str(unpacked))
+  from_archive = dataset_files.cifar10(str(tmp_path))
+  from_folder = dataset_files.cifar10(str(unpacked))
   for archived, unpacked_split in zip(from_archive, from_folder):
     np.testing.assert_array_equal(archived, unpacked_split)
 
 
 def test_cifar10_missing_names_the_files_and_url(tmp_path):
-  with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.load_splits('cifar10', str(tmp_path))
+  with pytest.raises(datasets.DataError) as error:
+    datasets.load_splits('cifar10', str(tmp_path))
   message = str(error.value)
   assert str(tmp_path / 'cifar10' / 'cifar-10-batches-py' / 'data_batch_1') in message
   assert 'cifar-10-python.tar.gz' in message
@@ -301,17 +302,17 @@ def test_cifar10_missing_names_the_files_and_url(tmp_path):
 def test_cifar10_missing_batch_is_named(tmp_path):
   data_files.write_cifar10_batches(tmp_path)
   os.remove(tmp_path / 'cifar-10-batches-py' / 'data_batch_4')
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'data_batch_4: not found, although the folder'):
-    input_pipeline.load_splits('cifar10', str(tmp_path))
+    datasets.load_splits('cifar10', str(tmp_path))
 
 
 def test_cifar10_corrupt_batch_is_named(tmp_path):
   data_files.write_cifar10_batches(tmp_path)
   path = tmp_path / 'cifar-10-batches-py' / 'data_batch_3'
   path.write_bytes(path.read_bytes()[:1000])
-  with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.load_splits('cifar10', str(tmp_path))
+  with pytest.raises(datasets.DataError) as error:
+    datasets.load_splits('cifar10', str(tmp_path))
   assert str(path) in str(error.value) and 'cannot unpickle' in str(error.value)
 
 
@@ -320,18 +321,18 @@ def test_cifar10_wrong_row_length_is_named(tmp_path):
   path = tmp_path / 'cifar-10-batches-py' / 'test_batch'
   path.write_bytes(pickle.dumps(
       {b'data': np.zeros((7, 3000), np.uint8), b'labels': [0] * 7}))
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r"test_batch: b'data' is uint8 with shape \(7, 3000\)"):
-    input_pipeline.load_splits('cifar10', str(tmp_path))
+    datasets.load_splits('cifar10', str(tmp_path))
 
 
 def test_cifar10_pickle_that_imports_code_is_refused(tmp_path):
   data_files.write_cifar10_batches(tmp_path)
   path = tmp_path / 'cifar-10-batches-py' / 'data_batch_1'
   path.write_bytes(pickle.dumps({b'data': os.getcwd, b'labels': []}))
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'data_batch_1: cannot unpickle .*refuses to load'):
-    input_pipeline.load_splits('cifar10', str(tmp_path))
+    datasets.load_splits('cifar10', str(tmp_path))
 
 
 # --- SVHN ---------------------------------------------------------------------
@@ -339,7 +340,7 @@ def test_cifar10_pickle_that_imports_code_is_refused(tmp_path):
 
 def test_svhn_pixels_labels_and_splits_round_trip(tmp_path):
   written = data_files.write_svhn_mat_files(tmp_path / 'svhn')
-  splits = input_pipeline.load_splits('svhn', str(tmp_path))
+  splits = datasets.load_splits('svhn', str(tmp_path))
   assert [len(split) for split in splits.images] == [3, 5000, 4]
   assert splits.test.shape == (4, 32, 32, 3) and splits.test.dtype == np.uint8
   train_pixels, train_labels = written['train_32x32.mat']
@@ -358,14 +359,14 @@ def test_svhn_pixels_labels_and_splits_round_trip(tmp_path):
 
 def test_svhn_at_top_level_with_max_examples(tmp_path):
   data_files.write_svhn_mat_files(tmp_path)
-  splits = input_pipeline.load_splits('svhn', str(tmp_path), max_examples=2)
+  splits = datasets.load_splits('svhn', str(tmp_path), max_examples=2)
   assert [split.shape for split in splits.images] == [(2, 32, 32, 3)] * 3
   assert [len(labels) for labels in splits.labels] == [2, 2, 2]
 
 
 def test_svhn_missing_names_the_file_and_url(tmp_path):
-  with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.load_splits('svhn', str(tmp_path))
+  with pytest.raises(datasets.DataError) as error:
+    datasets.load_splits('svhn', str(tmp_path))
   message = str(error.value)
   assert str(tmp_path / 'svhn' / 'train_32x32.mat') in message
   assert 'test_32x32.mat' in message
@@ -377,8 +378,8 @@ def test_svhn_corrupt_file_is_named(tmp_path):
   data_files.write_svhn_mat_files(tmp_path, train_count=5001)
   path = tmp_path / 'test_32x32.mat'
   path.write_bytes(path.read_bytes()[:300])
-  with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.load_splits('svhn', str(tmp_path))
+  with pytest.raises(datasets.DataError) as error:
+    datasets.load_splits('svhn', str(tmp_path))
   assert str(path) in str(error.value)
   assert 'cannot read as a MATLAB .mat file' in str(error.value)
 
@@ -388,19 +389,19 @@ def test_svhn_bad_label_and_missing_variable_are_named(tmp_path):
   path = tmp_path / 'test_32x32.mat'
   pixels = np.zeros((32, 32, 3, 2), np.uint8)
   scipy.io.savemat(path, {'X': pixels, 'y': np.array([[3], [11]], np.uint8)})
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'test_32x32\.mat: y holds 11; expected whole '
                            r'numbers 1\.\.10'):
-    input_pipeline.load_splits('svhn', str(tmp_path))
+    datasets.load_splits('svhn', str(tmp_path))
   scipy.io.savemat(path, {'X': pixels})
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'test_32x32\.mat: has no variable y'):
-    input_pipeline.load_splits('svhn', str(tmp_path))
+    datasets.load_splits('svhn', str(tmp_path))
 
 
 def test_too_few_training_images_for_the_validation_split(tmp_path):
   data_files.write_svhn_mat_files(tmp_path, train_count=20)
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'train_32x32\.mat: holds 20 training images; '
                            r'expected more than 5000'):
-    input_pipeline.load_splits('svhn', str(tmp_path))
+    datasets.load_splits('svhn', str(tmp_path))

@@ -22,7 +22,7 @@ import pytest
 
 from configs import smoke
 from draw_jax import checkpoints
-from draw_jax import sampling
+from draw_jax import pictures
 from draw_jax import settings
 from draw_jax import sharding
 from draw_jax import train_state
@@ -62,7 +62,7 @@ def _train(workdir, data_dir, devices=None, steps=STEPS):
 def _params(workdir, data_dir):
   config = smoke.get_config()
   config.data.dir = data_dir
-  run = checkpoints.load_trained(settings.parse(config), str(workdir))
+  run = checkpoints.load_trained(settings.parse(config).model, str(workdir))
   assert run.step == STEPS
   return [np.asarray(leaf) for leaf in jax.tree.leaves(run.params)]
 
@@ -167,7 +167,7 @@ def sharded_samples():
   init_key, _, _ = train_state.run_keys(0)
   params = train_state.create(draw_config, optax.identity(), init_key,
                               mesh)['params']
-  sampler = sampling.Sampler(train_state.graphdef(draw_config), draw_config,
+  sampler = pictures.Sampler(train_state.graphdef(draw_config), draw_config,
                              mesh, 'none')
   hlo = sampler._final.lower(params, jax.random.key(3), 800).compile().as_text()
   samples = sampler.final_samples(params, jax.random.key(3), 800)

@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from configs import smoke
+from draw_jax import datasets
 from draw_jax import evaluate
 from draw_jax import input_pipeline
 from draw_jax import settings
@@ -27,9 +28,9 @@ def setup():
 
 
 def _evaluator(run, mesh, **eval_fields):
-  return evaluate.Evaluator(train_state.graphdef(run.model), run.model, mesh,
-                            'none', dataclasses.replace(run.eval, **eval_fields),
-                            seed=0)
+  run = dataclasses.replace(run, eval=dataclasses.replace(run.eval,
+                                                          **eval_fields))
+  return evaluate.Evaluator(run, train_state.graphdef(run.model), mesh)
 
 
 def test_split_means_are_the_mean_of_the_examples_whatever_the_batch(setup):
@@ -74,7 +75,7 @@ def test_iw_bound_on_a_strided_subset_is_below_the_elbo(setup):
 
 def test_evaluate_split_names_its_metrics_by_split(setup):
   run, mesh, params, images = setup
-  splits = input_pipeline.Splits(images, images[:20], images[:30])
+  splits = datasets.Splits(images, images[:20], images[:30])
   evaluator = _evaluator(run, mesh, batch_size=16, iw_batch_size=8,
                          iw_examples=8, iw_samples_per_pass=2)
   results = evaluate.evaluate_split(evaluator, params, splits, 2, 'valid')

@@ -13,28 +13,21 @@ from draw_jax import input_pipeline
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_REAL_DATA_DIR = (os.environ.get('DRAW_DATA_DIR')
-                  or os.path.join(_REPO, '..', 'shared', 'data'))
-_needs_real_data = pytest.mark.skipif(
-    not os.path.isdir(_REAL_DATA_DIR),
-    reason=f'no real data at {_REAL_DATA_DIR}; set DRAW_DATA_DIR')
 
 
 @pytest.fixture(scope='module')
-def real_binarized_mnist():
-  return input_pipeline.load_splits('binarized_mnist', _REAL_DATA_DIR)
+def real_binarized_mnist(data_dir):
+  return datasets.load_splits('binarized_mnist', data_dir)
 
 
 @pytest.fixture(scope='module')
-def real_mnist():
-  return input_pipeline.load_splits('mnist', _REAL_DATA_DIR)
+def real_mnist(data_dir):
+  return datasets.load_splits('mnist', data_dir)
 
 
 # --- real data --------------------------------------------------------------
 
 
-@_needs_real_data
 def test_real_binarized_mnist_has_expected_splits(real_binarized_mnist):
   splits = real_binarized_mnist
   assert [split.shape for split in splits.images] == [
@@ -49,7 +42,6 @@ def test_real_binarized_mnist_has_expected_splits(real_binarized_mnist):
   assert splits.test.mean() == pytest.approx(0.1325, abs=2e-4)
 
 
-@_needs_real_data
 def test_real_mnist_is_grey_and_split_50000_10000_10000(real_mnist):
   splits = real_mnist
   assert [split.shape for split in splits.images] == [
@@ -64,8 +56,8 @@ def test_real_mnist_is_grey_and_split_50000_10000_10000(real_mnist):
 
 
 def test_default_binarization():
-  assert input_pipeline.default_binarization('binarized_mnist') == 'none'
-  assert input_pipeline.default_binarization('mnist') == 'dynamic'
+  assert datasets.spec('binarized_mnist').binarization == 'none'
+  assert datasets.spec('mnist').binarization == 'dynamic'
 
 
 # --- resolve_data_dir -------------------------------------------------------
@@ -84,8 +76,8 @@ def test_no_data_dir_without_tfds_says_how_to_fix(monkeypatch):
   monkeypatch.delenv('DRAW_DATA_DIR', raising=False)
   # A None entry in sys.modules makes `import tensorflow_datasets` fail.
   monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)
-  with pytest.raises(input_pipeline.DataError, match='DRAW_DATA_DIR') as error:
-    input_pipeline.load_splits('mnist', None)
+  with pytest.raises(datasets.DataError, match='DRAW_DATA_DIR') as error:
+    datasets.load_splits('mnist', None)
   assert "pip install 'draw_jax[tfds]'" in str(error.value)
 
 
@@ -112,7 +104,7 @@ def test_amat_files_parse_to_the_written_images(tmp_path, newline):
     written[split] = _random_binary_images(seed, count=3 + seed)
     _write_amat(folder / f'binarized_mnist_{split}.amat', written[split],
                 newline)
-  splits = input_pipeline.load_splits('binarized_mnist', str(tmp_path))
+  splits = datasets.load_splits('binarized_mnist', str(tmp_path))
   for split in ['train', 'valid', 'test']:
     loaded = getattr(splits, split)
     assert loaded.dtype == np.uint8
@@ -126,9 +118,9 @@ def test_amat_with_a_short_line_names_file_and_line(tmp_path):
   broken = tmp_path / 'binarized_mnist_valid.amat'
   lines = broken.read_text().splitlines()
   broken.write_text(lines[0] + '\n' + lines[1][:-2] + '\n')
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'binarized_mnist_valid\.amat: line 2 has 783'):
-    input_pipeline.load_splits('binarized_mnist', str(tmp_path))
+    datasets.load_splits('binarized_mnist', str(tmp_path))
 
 
 def test_amat_with_a_2_is_rejected(tmp_path):
@@ -137,9 +129,9 @@ def test_amat_with_a_2_is_rejected(tmp_path):
     if split == 'test':
       images[1, 5, 5] = 2
     _write_amat(tmp_path / f'binarized_mnist_{split}.amat', images)
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'binarized_mnist_test\.amat: .*other than 0 and 1'):
-    input_pipeline.load_splits('binarized_mnist', str(tmp_path))
+    datasets.load_splits('binarized_mnist', str(tmp_path))
 
 
 # --- .npz -------------------------------------------------------------------
@@ -149,7 +141,7 @@ def test_npz_at_top_level_loads(tmp_path):
   arrays = {split: _random_binary_images(seed, count=2)
             for seed, split in enumerate(['train', 'valid', 'test'])}
   np.savez(tmp_path / 'binarized_mnist.npz', **arrays)
-  splits = input_pipeline.load_splits('binarized_mnist', str(tmp_path))
+  splits = datasets.load_splits('binarized_mnist', str(tmp_path))
   np.testing.assert_array_equal(splits.valid, arrays['valid'][..., None])
 
 
@@ -157,8 +149,8 @@ def test_npz_missing_arrays_names_missing_and_present(tmp_path):
   path = tmp_path / 'binarized_mnist.npz'
   np.savez(path, train=_random_binary_images(0, 2),
            validation=_random_binary_images(1, 2))
-  with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.load_splits('binarized_mnist', str(tmp_path))
+  with pytest.raises(datasets.DataError) as error:
+    datasets.load_splits('binarized_mnist', str(tmp_path))
   message = str(error.value)
   assert str(path) in message
   assert 'missing array(s) valid, test' in message
@@ -171,9 +163,9 @@ def test_npz_with_a_2_is_rejected(tmp_path):
             for seed, split in enumerate(['train', 'valid', 'test'])}
   arrays['train'][0, 3, 4] = 2
   np.savez(tmp_path / 'binarized_mnist.npz', **arrays)
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r"array 'train' has values outside \{0, 1\}"):
-    input_pipeline.load_splits('binarized_mnist', str(tmp_path))
+    datasets.load_splits('binarized_mnist', str(tmp_path))
 
 
 def test_npz_with_wrong_shape_is_rejected(tmp_path):
@@ -181,15 +173,15 @@ def test_npz_with_wrong_shape_is_rejected(tmp_path):
             for seed, split in enumerate(['train', 'valid', 'test'])}
   arrays['test'] = arrays['test'][:, :27, :]
   np.savez(tmp_path / 'binarized_mnist.npz', **arrays)
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r"array 'test' has shape \(2, 27, 28\)"):
-    input_pipeline.load_splits('binarized_mnist', str(tmp_path))
+    datasets.load_splits('binarized_mnist', str(tmp_path))
 
 
 def test_missing_binarized_folder_names_file_and_source(tmp_path):
   data_dir = tmp_path / 'nowhere'
-  with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.load_splits('binarized_mnist', str(data_dir))
+  with pytest.raises(datasets.DataError) as error:
+    datasets.load_splits('binarized_mnist', str(data_dir))
   message = str(error.value)
   assert str(data_dir / 'binarized_mnist' / 'binarized_mnist.npz') in message
   assert 'binarized_mnist_{train,valid,test}.amat' in message
@@ -228,7 +220,7 @@ def _write_tiny_mnist(folder, train_count=2, test_count=3):
 
 def test_mnist_files_at_top_level_load_and_split(tmp_path):
   _write_tiny_mnist(tmp_path, train_count=60000)
-  splits = input_pipeline.load_splits('mnist', str(tmp_path))
+  splits = datasets.load_splits('mnist', str(tmp_path))
   assert [len(split) for split in splits.images] == [50000, 10000, 3]
 
 
@@ -236,9 +228,9 @@ def test_truncated_gz_is_reported(tmp_path):
   _write_tiny_mnist(tmp_path / 'mnist')
   path = tmp_path / 'mnist' / 't10k-labels-idx1-ubyte.gz'
   path.write_bytes(path.read_bytes()[:-12])
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r't10k-labels-idx1-ubyte\.gz: .*truncated'):
-    input_pipeline.load_splits('mnist', str(tmp_path))
+    datasets.load_splits('mnist', str(tmp_path))
 
 
 def test_wrong_magic_is_reported(tmp_path):
@@ -247,10 +239,10 @@ def test_wrong_magic_is_reported(tmp_path):
   _write_gz(tmp_path / 'mnist' / 't10k-images-idx3-ubyte.gz',
             _idx_bytes(0x801, (3,)))
   with pytest.raises(
-      input_pipeline.DataError,
+      datasets.DataError,
       match=r't10k-images-idx3-ubyte\.gz: IDX magic number 0x00000801, '
             r'expected 0x00000803'):
-    input_pipeline.load_splits('mnist', str(tmp_path))
+    datasets.load_splits('mnist', str(tmp_path))
 
 
 def test_header_size_mismatch_is_reported(tmp_path):
@@ -259,25 +251,25 @@ def test_header_size_mismatch_is_reported(tmp_path):
   _write_gz(tmp_path / 'mnist' / 't10k-images-idx3-ubyte.gz',
             _idx_bytes(0x803, (3, 28, 28), bytes(2 * 28 * 28)))
   with pytest.raises(
-      input_pipeline.DataError,
+      datasets.DataError,
       match=r't10k-images-idx3-ubyte\.gz: IDX header says shape \(3, 28, 28\) '
             r'\(2368 bytes\) but the decompressed file has 1584 bytes'):
-    input_pipeline.load_splits('mnist', str(tmp_path))
+    datasets.load_splits('mnist', str(tmp_path))
 
 
 def test_label_image_length_mismatch_is_reported(tmp_path):
   _write_tiny_mnist(tmp_path / 'mnist')
   _write_gz(tmp_path / 'mnist' / 't10k-labels-idx1-ubyte.gz',
             _idx_bytes(0x801, (4,)))
-  with pytest.raises(input_pipeline.DataError,
+  with pytest.raises(datasets.DataError,
                      match=r'holds 3 images but .*t10k-labels-idx1-ubyte\.gz '
                            r'holds 4 labels'):
-    input_pipeline.load_splits('mnist', str(tmp_path))
+    datasets.load_splits('mnist', str(tmp_path))
 
 
 def test_missing_mnist_folder_names_file_and_source(tmp_path):
-  with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.load_splits('mnist', str(tmp_path))
+  with pytest.raises(datasets.DataError) as error:
+    datasets.load_splits('mnist', str(tmp_path))
   message = str(error.value)
   assert str(tmp_path / 'mnist' / 'train-images-idx3-ubyte.gz') in message
   assert 'http://yann.lecun.com/exdb/mnist/' in message
@@ -286,10 +278,10 @@ def test_missing_mnist_folder_names_file_and_source(tmp_path):
 
 def test_unknown_data_set_lists_known_names(tmp_path):
   with pytest.raises(
-      input_pipeline.DataError,
+      datasets.DataError,
       match="unknown data set 'imagenet'.*binarized_mnist, mnist, "
             'mnist_two_digit, cluttered_mnist, coloured_mnist, svhn, cifar10'):
-    input_pipeline.load_splits('imagenet', str(tmp_path))
+    datasets.load_splits('imagenet', str(tmp_path))
 
 
 # --- binarize ---------------------------------------------------------------

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import model_configs
 from draw_jax import model as draw_model
 from draw_jax import objectives
 
@@ -77,9 +78,9 @@ def test_bits_per_dim_is_nats_over_dimensions_and_ln2():
 
 
 def _colour_model(likelihood):
-  config = draw_model.DrawConfig(height=12, width=10, channels=3, T=3,
-                                 enc_size=16, dec_size=16, z_size=4, read_n=3,
-                                 write_n=4, likelihood=likelihood)
+  config = model_configs.draw(height=12, width=10, channels=3, T=3,
+                              enc_size=16, dec_size=16, z_size=4, read_n=3,
+                              write_n=4, likelihood=likelihood)
   return config, draw_model.Draw(config, rngs=nnx.Rngs(0))
 
 

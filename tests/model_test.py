@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import model_configs
+from configs import smoke
 from draw_jax import model as draw_model
 from draw_jax import objectives
+from draw_jax import settings
 
 TINY = dict(T=4, enc_size=32, dec_size=32, z_size=6, read_n=3, write_n=4)
 
 
 def _model(seed=0, **overrides):
-  config = draw_model.DrawConfig(**{**TINY, **overrides})
+  config = model_configs.draw(**{**TINY, **overrides})
   return draw_model.Draw(config, rngs=nnx.Rngs(seed))
 
 
@@ -177,8 +180,17 @@ def test_remat_policy_wraps_the_scan_step(remat, wrapped):
 
 
 @pytest.mark.parametrize('bad', [dict(T=0), dict(read_n=29), dict(write_n=0),
-                                 dict(z_size=2.5), dict(compute_dtype='int8'),
-                                 dict(remat='some')])
+                                 dict(z_size=-2), dict(compute_dtype='int8'),
+                                 dict(remat='some'), dict(scan_unroll=0),
+                                 dict(likelihood='gaussian')])
 def test_bad_config_is_rejected_with_its_name(bad):
-  with pytest.raises(ValueError, match=next(iter(bad))):
-    draw_model.DrawConfig(**bad)
+  config = smoke.get_config()
+  config.model.update(bad)
+  with pytest.raises(settings.ConfigError, match=f'model.{next(iter(bad))}'):
+    settings.parse(config)
+
+
+def test_read_larger_than_the_image_is_fine_without_attention():
+  config = smoke.get_config()
+  config.model.update(attention=False, read_n=29)
+  assert settings.parse(config).model.read_n == 29

@@ -11,11 +11,12 @@ import pytest
 
 from configs import mnist_attn
 from configs import smoke
+from draw_jax import datasets
 from draw_jax import checkpoints
 from draw_jax import evaluate
 from draw_jax import input_pipeline
 from draw_jax import pretrained
-from draw_jax import sampling
+from draw_jax import pictures
 from draw_jax import settings
 from draw_jax import train
 
@@ -75,15 +76,15 @@ def test_export_replaces_the_previous_parameters(exported, tmp_path):
 
 def test_an_export_samples_evaluates_and_starts_a_run(exported, tmp_path):
   config, workdir, out, _, metadata = exported
-  run = checkpoints.load_trained(config, str(out))
+  run = checkpoints.load_trained(config.model, str(out))
   assert run.step == metadata['step']
-  paths = sampling.sample(run, config, str(out))
+  paths = pictures.sample(run, config, str(out))
   assert os.path.exists(paths['grid'])
   results = evaluate.evaluate(run, config, str(out))
   assert results['test_neg_elbo'] == pytest.approx(metadata['test_neg_elbo'])
   config = dataclasses.replace(config, train=dataclasses.replace(
       config.train, init_from=str(out)))
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir, 0)
+  splits = datasets.load_splits(config.data.name, config.data.dir, 0)
   started = train.build_training(config, splits)
   for a, b in zip(jax.tree.leaves(started.state['params']),
                   jax.tree.leaves(run.params)):
@@ -98,11 +99,10 @@ def test_shipped_model_loads_matches_its_config_and_its_recorded_elbo(data_dir):
   shipped = settings.parse(config)
   assert metadata['model'] == dataclasses.asdict(shipped.model)
   assert metadata['data'] == 'binarized_mnist'
-  run = checkpoints.load_trained(shipped, str(SHIPPED))
+  run = checkpoints.load_trained(shipped.model, str(SHIPPED))
   assert run.step == metadata['step']
-  evaluator = evaluate.Evaluator(run.graphdef, run.model_config, run.mesh,
-                                 shipped.data.binarization, shipped.eval,
-                                 shipped.train.seed)
-  measured = pretrained.subset_neg_elbo(evaluator, run.params, run.splits.test)
+  evaluator = evaluate.Evaluator(shipped, run.graphdef, run.mesh)
+  test = datasets.load_splits('binarized_mnist', data_dir, only=('test',)).test
+  measured = pretrained.subset_neg_elbo(evaluator, run.params, test)
   assert abs(measured - metadata['test_subset_neg_elbo']) < 1.0, (
       measured, metadata['test_subset_neg_elbo'])

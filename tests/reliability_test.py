@@ -26,6 +26,7 @@ import pytest
 from flax import nnx
 
 from configs import smoke
+from draw_jax import datasets
 from draw_jax import checkpoints
 from draw_jax import input_pipeline
 from draw_jax import objectives
@@ -150,7 +151,7 @@ def _restore(workdir, step, config=None):
   init_key, _, _ = train_state.run_keys(run.train.seed)
   manager = checkpoints.make_manager(str(workdir), read_only=True)
   try:
-    return checkpoints.restore_latest(
+    return checkpoints.restore(
         manager, train_state.create(run.model, optimizer, init_key,
                                     abstract=True),
         run.model, sharding.replicated(sharding.make_mesh()), step=step)
@@ -428,7 +429,7 @@ def test_overflowing_parameters_stop_the_run_and_keep_the_last_good_checkpoint(
   state = _restore(workdir, steps[-1], config)
   params = state['params']
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
-  images = input_pipeline.load_splits('binarized_mnist', data_dir).valid[:64]
+  images = datasets.load_splits('binarized_mnist', data_dir).valid[:64]
   loss = _negative_elbo(config, params, jnp.asarray(images, jnp.float32))
   assert np.isfinite(loss).all(), loss
 
@@ -444,7 +445,7 @@ def poisoned_loss(monkeypatch, data_dir):
   is a pure function of (seed, step), so no other step sees it.
   """
   config = _config('steps=10')
-  splits = input_pipeline.load_splits(config.data.name, data_dir)
+  splits = datasets.load_splits(config.data.name, data_dir)
   _, data_key, _ = train_state.run_keys(config.train.seed)
   first_epoch = input_pipeline.make_epoch_order(
       data_key, splits.train.shape[0], sharding.make_mesh())(0)
@@ -673,6 +674,35 @@ def test_a_full_disk_error_is_the_last_line_even_with_a_save_cut_short():
   assert done.stderr.strip().splitlines()[-1] == (
       'error: the disk of workdir /w is full'), done.stderr
   assert 'never awaited' not in done.stderr, done.stderr
+
+
+_BACKGROUND_ERRORS = """
+import threading
+from draw_jax import workdirs
+
+def fail_in_a_thread(error):
+  def fail():
+    raise error
+  thread = threading.Thread(target=fail)
+  thread.start()
+  thread.join()
+
+fail_in_a_thread(RuntimeError('Event loop is closed'))  # no save has failed
+workdirs.quiet_failed_save()
+fail_in_a_thread(RuntimeError('Event loop is closed'))  # the failed save's
+fail_in_a_thread(OSError(28, 'No space left on device'))
+fail_in_a_thread(ValueError('unrelated'))  # no part of it
+"""
+
+
+def test_only_what_a_failed_save_leaves_behind_is_quieted():
+  done = subprocess.run([sys.executable, '-c', _BACKGROUND_ERRORS],
+                        capture_output=True, text=True, check=False,
+                        timeout=120)
+  assert done.returncode == 0, done.stderr
+  assert done.stderr.count('RuntimeError: Event loop is closed') == 1
+  assert 'No space left' not in done.stderr
+  assert 'ValueError: unrelated' in done.stderr
 
 
 def test_a_disk_too_small_is_refused_before_training(small_disk, data_dir,

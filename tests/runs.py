@@ -1,7 +1,7 @@
 """The program's three modes on a ConfigDict, in process, as main runs them."""
 from draw_jax import checkpoints
 from draw_jax import evaluate as evaluate_lib
-from draw_jax import sampling
+from draw_jax import pictures
 from draw_jax import settings
 from draw_jax import train as train_lib
 
@@ -13,7 +13,8 @@ def train(config, workdir):
 def loaded(config, workdir):
   """(settings, the run in workdir), as --mode=eval and --mode=sample load it."""
   parsed = settings.parse(config)
-  return parsed, checkpoints.load_trained(parsed, str(workdir))
+  return parsed, checkpoints.load_trained(parsed.model, str(workdir),
+                                          parsed.eval.step)
 
 
 def evaluate(config, workdir):
@@ -23,4 +24,4 @@ def evaluate(config, workdir):
 
 def sample(config, workdir):
   parsed, run = loaded(config, workdir)
-  return sampling.sample(run, parsed, str(workdir))
+  return pictures.sample(run, parsed, str(workdir))

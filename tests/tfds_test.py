@@ -17,6 +17,7 @@ tfds = pytest.importorskip(
     'tensorflow_datasets',
     reason="tensorflow-datasets is not installed (pip install -e '.[tfds]')")
 
+from draw_jax import datasets
 from draw_jax import datasets  # pylint: disable=g-import-not-at-top,wrong-import-position
 from draw_jax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -32,7 +33,7 @@ def no_data_folder(monkeypatch):
 def test_binarized_mnist_through_tfds_is_binary_and_unlabelled():
   # Values drawn from [0, max_value): binary, as the real set's are.
   with tfds.testing.mock_data(num_examples=EXAMPLES, max_value=2):
-    splits = input_pipeline.load_splits('binarized_mnist', '')
+    splits = datasets.load_splits('binarized_mnist', '')
   for images in splits.images:
     assert images.shape == (EXAMPLES, 28, 28, 1) and images.dtype == np.uint8
     assert set(np.unique(images)) == {0, 1}
@@ -43,12 +44,12 @@ def test_binarized_mnist_through_tfds_with_grey_values_is_refused():
   with tfds.testing.mock_data(num_examples=EXAMPLES):  # values up to 254
     with pytest.raises(datasets.DataError,
                        match='binarized_mnist split .* outside {0, 1}'):
-      input_pipeline.load_splits('binarized_mnist', '')
+      datasets.load_splits('binarized_mnist', '')
 
 
 def test_mnist_through_tfds_gives_grey_images_and_labels():
   with tfds.testing.mock_data(num_examples=EXAMPLES):
-    splits = input_pipeline.load_splits('mnist', '')
+    splits = datasets.load_splits('mnist', '')
   for images, labels in zip(splits.images, splits.labels):
     assert images.shape == (EXAMPLES, 28, 28, 1) and images.dtype == np.uint8
     assert images.max() > 1  # grey, not binary
@@ -58,7 +59,7 @@ def test_mnist_through_tfds_gives_grey_images_and_labels():
 
 def test_scenes_are_built_from_tfds_mnist():
   with tfds.testing.mock_data(num_examples=EXAMPLES):
-    splits = input_pipeline.load_splits('cluttered_mnist', '', max_examples=5)
+    splits = datasets.load_splits('cluttered_mnist', '', max_examples=5)
   assert [images.shape for images in splits.images] == [(5, 100, 100, 1)] * 3
   assert all(labels.shape == (5,) for labels in splits.labels)
 

@@ -16,10 +16,10 @@ import dataclasses
 
 import runs
 from configs import smoke
+from draw_jax import datasets
 from draw_jax import checkpoints
 from draw_jax import evaluate
 from draw_jax import input_pipeline
-from draw_jax import sampling
 from draw_jax import settings
 from draw_jax import sharding
 from draw_jax import train
@@ -126,11 +126,10 @@ def test_seeds_share_their_compiled_programs(data_dir):
   programs = []
   for seed in (0, 1):
     run = settings.parse(_quick_config(data_dir, seed=seed))
-    splits = input_pipeline.load_splits(run.data.name, data_dir, 1000)
+    splits = datasets.load_splits(run.data.name, data_dir, 1000)
     training = train.build_training(run, splits)
     order = training.epoch_order(0)
-    evaluator = evaluate.Evaluator(training.graphdef, run.model, training.mesh,
-                                   run.data.binarization, run.eval, seed)
+    evaluator = evaluate.Evaluator(run, training.graphdef, training.mesh)
     data = input_pipeline.on_devices(splits.valid, None, training.mesh,
                                      run.eval.batch_size)
     programs.append([
@@ -236,7 +235,7 @@ def test_incompatible_checkpoint_is_refused_and_kept(trained, data_dir):
 
 
 def test_missing_data_names_the_file(tmp_path):
-  with pytest.raises(input_pipeline.DataError, match='binarized_mnist'):
+  with pytest.raises(datasets.DataError, match='binarized_mnist'):
     runs.train(_config(str(tmp_path / 'empty')), str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
@@ -268,7 +267,7 @@ def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor(
   run = settings.parse(smoke.get_config(
       'epochs=3,batch=10,train.lr_schedule="cosine",train.warmup_steps=5,'
       'train.lr_end_fraction=0.1'))
-  assert train.total_steps(run.train, 105) == 30  # 10 whole batches
+  assert input_pipeline.num_steps(run.train, 105) == 30  # 10 whole batches
   schedule = train_state.learning_rate_schedule(run.train, 30)
   peak = run.train.learning_rate
   assert float(schedule(0)) == 0.0
@@ -288,7 +287,7 @@ def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor(
     with pytest.raises(settings.ConfigError, match='train.lr_drops'):
       settings.parse(config)
   by_steps = dataclasses.replace(run.train, num_epochs=0)
-  assert train.total_steps(by_steps, 105) == by_steps.num_steps
+  assert input_pipeline.num_steps(by_steps, 105) == by_steps.num_steps
   config = _config(data_dir, 'epochs=1,batch=10', warmup_steps=5)
   config.data.max_examples = 50  # one epoch of 5 steps
   with pytest.raises(settings.ConfigError,
@@ -331,7 +330,7 @@ def test_eval_test_reports_the_test_split_at_each_evaluation(tmp_path, data_dir)
 
 
 def _build(config, workdir):
-  splits = input_pipeline.load_splits(config.data.name, config.data.dir,
+  splits = datasets.load_splits(config.data.name, config.data.dir,
                                       config.data.max_examples)
   manager = checkpoints.make_manager(str(workdir), config.train.keep_checkpoints)
   try:
@@ -420,7 +419,7 @@ def test_the_best_checkpoint_is_known_from_the_disk_after_the_run(tmp_path,
   # A new process (a resumed run, an export) reads the metrics from the disk.
   manager = checkpoints.make_manager(str(tmp_path), read_only=True)
   assert manager.best_step() == best
-  assert manager.metrics(best)[checkpoints.BEST_METRIC] == pytest.approx(
+  assert manager.metrics(best)[checkpoints.RANKING_KEY] == pytest.approx(
       valid[best])
   assert set(manager.all_steps()) == {best, 6}
 
@@ -464,10 +463,9 @@ def test_ema_run_is_evaluated_sampled_and_loaded_by_its_average(tmp_path,
   params = {name: train_state.model_params(state) if name == 'ema'
             else state['params'] for name in ('ema', 'live')}
   parsed = settings.parse(config)
-  splits = input_pipeline.load_splits('binarized_mnist', data_dir, 1000)
-  evaluator = evaluate.Evaluator(train_state.graphdef(parsed.model),
-                                 parsed.model, sharding.make_mesh(),
-                                 parsed.data.binarization, parsed.eval, 0)
+  splits = datasets.load_splits('binarized_mnist', data_dir, 1000)
+  evaluator = evaluate.Evaluator(parsed, train_state.graphdef(parsed.model),
+                                 sharding.make_mesh())
   figures = {name: evaluator.split_means(p, splits.valid)['neg_elbo']
              for name, p in params.items()}
   assert figures['ema'] != figures['live']

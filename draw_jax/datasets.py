@@ -34,6 +34,9 @@ class Dataset:
   tfds: Optional[tuple] = None  # (builder, (train, valid, test) split strings)
   # (digits, labels, seed) -> (scenes, labels), from the MNIST split.
   build_scenes: Optional[Callable] = None
+  # jnp (digits, labels, indices, key) -> (scenes, labels): a training
+  # batch's scenes with a new layout, built on the device (data.fresh_scenes).
+  fresh_scenes: Optional[Callable] = None
 
 
 def _two_digit_scenes(digits, labels, seed):
@@ -60,10 +63,12 @@ DATASETS = {
         read_files=dataset_files.mnist, tfds=('mnist', _MNIST_SPLITS)),
     'mnist_two_digit': Dataset(
         (60, 60, 1), 'dynamic', labelled=False, train_examples=50_000,
-        build_scenes=_two_digit_scenes),
+        build_scenes=_two_digit_scenes,
+        fresh_scenes=mnist_scenes.fresh_two_digit),
     'cluttered_mnist': Dataset(
         (100, 100, 1), 'intensity', labelled=True, train_examples=50_000,
-        build_scenes=mnist_scenes.cluttered),
+        build_scenes=mnist_scenes.cluttered,
+        fresh_scenes=mnist_scenes.fresh_cluttered),
     'coloured_mnist': Dataset(
         (28, 28, 3), 'intensity', labelled=True, train_examples=50_000,
         build_scenes=_coloured_scenes),
@@ -110,6 +115,42 @@ def load_splits(name, data_dir, max_examples=0, only=SPLITS):
   return Splits(**{split: scenes.get(split) for split in SPLITS},
                 **{f'{split}_labels': scenes.get(f'{split}_labels')
                    for split in SPLITS})
+
+
+def draws_fresh_scenes(data):
+  """Whether training builds each batch's scenes afresh (data.fresh_scenes)."""
+  return data.fresh_scenes and DATASETS[data.name].fresh_scenes is not None
+
+
+def load_for_training(data):
+  """The splits of a training run (data: settings.data).
+
+  With fresh scenes, train holds the MNIST digits that each batch's scenes
+  are built from (make_batch), and only valid and test are fixed scenes.
+  """
+  if not draws_fresh_scenes(data):
+    return load_splits(data.name, data.dir, data.max_examples)
+  fixed = load_splits(data.name, data.dir, data.max_examples,
+                      only=('valid', 'test'))
+  digits = load_splits('mnist', data.dir, data.max_examples, only=('train',))
+  return fixed._replace(train=digits.train, train_labels=digits.train_labels)
+
+
+def make_batch(data):
+  """(train arrays, indices, key) -> (uint8 images, labels or None); jnp.
+
+  The arrays are load_for_training's train split: the batch is its rows, or
+  fresh scenes of them.
+  """
+  build = DATASETS[data.name].fresh_scenes if draws_fresh_scenes(data) else None
+
+  def batch(arrays, indices, key):
+    if build is not None:
+      return build(arrays['images'], arrays['labels'], indices, key)
+    labels = arrays.get('labels')
+    return arrays['images'][indices], None if labels is None else labels[indices]
+
+  return batch
 
 
 def _read(name, data_dir):

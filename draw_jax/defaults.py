@@ -66,6 +66,10 @@ def get_config(arg=None):
       # '' -> the data set's default: none | dynamic | static | intensity
       binarization='',
       max_examples=0,  # > 0: only the first N of each split, for quick runs
+      # Scene data sets (cluttered_mnist, mnist_two_digit): each training
+      # batch is a new layout, built on the device, as RAM and DRAW trained;
+      # False trains on one fixed set of scenes. Valid and test stay fixed.
+      fresh_scenes=True,
       num_classes=10,  # for task='classify'
   ))
 
@@ -76,11 +80,19 @@ def get_config(arg=None):
       # lr_end_fraction x peak at the last step.
       lr_schedule='constant',
       lr_end_fraction=0.0,
+      # With cosine: the cosine takes the rate down over this last fraction
+      # of the run; before it the rate stays at the peak.
+      lr_decay_fraction=1.0,
       # ((step, factor), ...): from each step on, the rate is multiplied by
       # its factor, on top of the schedule; e.g. ((3900, 0.5),) halves it.
       lr_drops=(),
       warmup_steps=0,
-      grad_clip_norm=10.0,  # global-norm clipping, as in the paper's runs
+      grad_clip_norm=10.0,  # global-norm clipping
+      # > 0 (DRAW only): train on reconstruction + beta x KL, beta rising
+      # linearly from 0 to 1 over these steps (KL warm-up, Sonderby et al.
+      # 2016), so that latent units start in use. Evaluation is always the
+      # plain -ELBO.
+      kl_warmup_steps=0,
       num_steps=100_000,
       num_epochs=0,  # > 0: train this many epochs, overriding num_steps
       time_budget_minutes=0.0,  # > 0: stop (and checkpoint) after this long

@@ -33,6 +33,7 @@ class Data:
   dir: str  # '' -> $DRAW_DATA_DIR -> tensorflow-datasets
   binarization: str  # resolved: never '' here
   max_examples: int
+  fresh_scenes: bool
   num_classes: int
 
 
@@ -42,9 +43,11 @@ class Train:
   learning_rate: float
   lr_schedule: str
   lr_end_fraction: float
+  lr_decay_fraction: float
   lr_drops: tuple  # ((step, factor), ...), steps increasing
   warmup_steps: int
   grad_clip_norm: float
+  kl_warmup_steps: int
   num_steps: int
   num_epochs: int
   time_budget_minutes: float
@@ -193,6 +196,7 @@ _POSITIVE = ('train.batch_size', 'train.learning_rate', 'train.num_steps',
              'eval.iw_samples_per_pass', 'eval.iw_batch_size',
              'sample.num_samples', 'sample.upscale')
 _NON_NEGATIVE = ('train.num_epochs', 'train.warmup_steps',
+                 'train.kl_warmup_steps',
                  'train.checkpoint_every_minutes', 'train.time_budget_minutes',
                  'eval.iw_samples', 'eval.iw_examples')
 # Batches that are split over the devices.
@@ -223,6 +227,9 @@ def _check(settings, device_count, dataset):
   if not 0.0 <= train.ema_decay < 1.0:
     raise ConfigError(f'train.ema_decay must be in [0, 1), got '
                       f'{train.ema_decay!r}')
+  if train.kl_warmup_steps and settings.model.LOSS != 'neg_elbo':
+    raise ConfigError('train.kl_warmup_steps weighs the KL of the -ELBO; '
+                      f'{settings.model.CONFIG_GROUP} has none')
   if train.init_continue and not train.init_from:
     raise ConfigError('train.init_continue=True needs train.init_from')
   num_steps = input_pipeline.num_steps(
@@ -230,6 +237,9 @@ def _check(settings, device_count, dataset):
   if train.warmup_steps >= num_steps:
     raise ConfigError(f'train.warmup_steps={train.warmup_steps} is not below '
                       f"the run's {num_steps} steps")
+  if not 0.0 < train.lr_decay_fraction <= 1.0:
+    raise ConfigError('train.lr_decay_fraction must be in (0, 1], got '
+                      f'{train.lr_decay_fraction!r}')
   if settings.eval.split not in ('valid', 'test'):
     raise ConfigError(f"eval.split must be 'valid' or 'test', got "
                       f'{settings.eval.split!r}')

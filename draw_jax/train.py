@@ -42,25 +42,33 @@ def make_train_step(graphdef, optimizer, learning_rate, mesh, settings):
   """
   batch_size = settings.train.batch_size
   binarization = settings.data.binarization
+  make_batch = datasets.make_batch(settings.data)
   ema_decay = settings.train.ema_decay
   loss_name = settings.model.LOSS
+  kl_warmup_steps = settings.train.kl_warmup_steps
 
-  def loss_fn(params, images, labels, key):
+  def loss_fn(params, images, labels, key, step):
     model = nnx.merge(graphdef, params)
     terms = {name: jnp.mean(value) for name, value in
              model.per_example_terms(images, labels, key).items()}
-    return terms.pop(loss_name), terms
+    loss = terms.pop(loss_name)
+    if kl_warmup_steps:  # the -ELBO's KL weighed by beta, rising 0 -> 1
+      terms['kl_weight'] = jnp.minimum(step / kl_warmup_steps, 1.0)
+      terms[loss_name] = loss  # still logged: the -ELBO itself
+      loss = terms['reconstruction'] + terms['kl_weight'] * terms['kl']
+    return loss, terms
 
   def train_step(state, data, epoch_order, train_key):
     step = state['step']
     indices = input_pipeline.batch_indices(step, epoch_order, batch_size)
-    batch = jax.tree.map(
-        lambda split: jax.lax.with_sharding_constraint(
-            split[indices], sharding.batch_sharded(mesh)), data)
     step_key = jax.random.fold_in(train_key, step)
-    images = input_pipeline.binarize(batch['images'], binarization, step_key)
+    images, labels = jax.tree.map(
+        lambda array: jax.lax.with_sharding_constraint(
+            array, sharding.batch_sharded(mesh)),
+        make_batch(data, indices, jax.random.fold_in(step_key, 2)))
+    images = input_pipeline.binarize(images, binarization, step_key)
     (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state['params'], images, batch.get('labels'), step_key)
+        state['params'], images, labels, step_key, step)
     updates, opt_state = optimizer.update(grads, state['opt_state'],
                                           state['params'])
     params = optax.apply_updates(state['params'], updates)
@@ -176,8 +184,7 @@ def skipped_updates(opt_state):
 
 def train_and_evaluate(settings, workdir):
   """Trains, evaluates and checkpoints in workdir, resuming what is there."""
-  data = settings.data
-  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
+  splits = datasets.load_for_training(settings.data)
   is_chief = jax.process_index() == 0
   with workdirs.training_in(workdir, is_chief) as signals:
     manager = checkpoints.make_manager(workdir, settings.train.keep_checkpoints)

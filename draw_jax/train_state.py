@@ -32,15 +32,19 @@ def learning_rate_schedule(train, num_steps):
 
 
 def _base_schedule(train, num_steps):
-  """Linear warm-up, then constant or cosine down to lr_end_fraction x peak."""
+  """Linear warm-up, then constant, or constant and then a cosine down to
+  lr_end_fraction x peak over the run's last lr_decay_fraction."""
   peak = train.learning_rate
-  if train.lr_schedule == 'cosine':
-    return optax.warmup_cosine_decay_schedule(
-        0.0, peak, max(train.warmup_steps, 1), num_steps,
-        end_value=peak * train.lr_end_fraction)
-  if train.warmup_steps:
-    return optax.linear_schedule(0.0, peak, train.warmup_steps)
-  return optax.constant_schedule(peak)
+  constant = (optax.linear_schedule(0.0, peak, train.warmup_steps)
+              if train.warmup_steps else optax.constant_schedule(peak))
+  if train.lr_schedule != 'cosine':
+    return constant
+  decay_start = max(train.warmup_steps,
+                    round((1.0 - train.lr_decay_fraction) * num_steps))
+  return optax.join_schedules(
+      [constant, optax.cosine_decay_schedule(
+          peak, num_steps - decay_start, alpha=train.lr_end_fraction)],
+      [decay_start])
 
 
 def create_optimizer(train, learning_rate):

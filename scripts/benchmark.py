@@ -104,8 +104,7 @@ def define_flags():
 
 def build_training(settings):
   """The trainer's own state, on-device train split, epoch order and step."""
-  data = settings.data
-  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
+  splits = datasets.load_for_training(settings.data)
   return train.build_training(settings, splits), splits
 
 
@@ -356,6 +355,9 @@ def run(config, config_name, *, steps, warmup, iw_samples, eval_examples,
                                   _round_up(iw_examples, devices))
   config.eval.iw_examples = iw_examples
   settings = settings_lib.parse(config)
+  # From fresh parameters: where train.init_from starts changes no step's cost.
+  settings = dataclasses.replace(settings, train=dataclasses.replace(
+      settings.train, init_from='', init_continue=False))
   training, splits = build_training(settings)
   inputs = step_inputs(training)
   model_config, device_count = training.model_config, jax.device_count()

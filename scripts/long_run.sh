@@ -2,30 +2,34 @@
 # Starts, or resumes, a long training run in the background, from a fixed copy
 # of the code, at the lowest CPU priority. The same command resumes it.
 #
-#   bash scripts/long_run.sh COMMIT WORKDIR [CONFIG_ARG] [--config.x=y ...]
-#   bash scripts/long_run.sh 1a2b3c4 ~/draw_runs/mnist_attn_paper
+#   bash scripts/long_run.sh COMMIT WORKDIR CONFIG[:ARGS] [--milestone=DIR] [--config.x=y ...]
+#   bash scripts/long_run.sh 1a2b3c4 ~/draw_runs/mnist_noattn configs/mnist_noattn.py \
+#       --milestone=pretrained/mnist_noattn
 #
 # COMMIT's code is checked out once as a git worktree in WORKDIR/../code_COMMIT
-# so that edits to the checkout never change the running program. If WORKDIR
-# has no checkpoints yet and the checkout ships pretrained/<config name>/, the
-# run starts from those parameters at their step (a lost machine's campaign
-# goes on from its last milestone); once the run has checkpoints of its own,
-# they win. Output goes to WORKDIR/train.log.
+# so that edits to the checkout never change the running program. With
+# --milestone, a WORKDIR without checkpoints starts from the parameters in DIR
+# (a pretrained/ folder of this checkout) at their step: a lost machine's run
+# goes on from its last milestone; once the run has checkpoints of its own,
+# they win. Prefix the command with `taskset -c N` to pin it to a core. Output
+# goes to WORKDIR/train.log.
 set -euo pipefail
-if (($# < 2)); then
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+if (($# < 3)); then
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
-commit=$1 workdir=$2
-shift 2
-config_arg=configs/mnist_attn.py
-if (($#)) && [[ $1 != --* ]]; then
-  config_arg=configs/mnist_attn.py:$1
+commit=$1 workdir=$2 config=$3
+shift 3
+milestone=
+if (($#)) && [[ $1 == --milestone=* ]]; then
+  milestone=${1#--milestone=}
   shift
 fi
 repo=$(cd "$(dirname "$0")/.." && pwd)
 full=$(git -C "$repo" rev-parse --verify --quiet "$commit^{commit}") || {
   echo "error: $commit is not a commit of $repo" >&2; exit 2; }
+[[ -f $repo/${config%%:*} ]] || {
+  echo "error: no config file ${config%%:*} in $repo" >&2; exit 2; }
 short=${full:0:7}
 mkdir -p "$workdir"
 workdir=$(cd "$workdir" && pwd)
@@ -44,15 +48,16 @@ if pgrep -f -- "--workdir=$workdir( |$)" >/dev/null; then
   echo "error: a run on $workdir is already going (pgrep -af -- --workdir=$workdir)" >&2
   exit 2
 fi
-name=$(basename "${config_arg%%:*}" .py)
 init=()
-if [[ ! -d $workdir/checkpoints && -d $repo/pretrained/$name/checkpoints ]]; then
-  init=(--config.train.init_from="$repo/pretrained/$name"
+if [[ -n $milestone && ! -d $workdir/checkpoints ]]; then
+  [[ -d $repo/$milestone/checkpoints ]] || {
+    echo "error: --milestone=$milestone holds no checkpoints in $repo" >&2; exit 2; }
+  init=(--config.train.init_from="$repo/$milestone"
         --config.train.init_continue=True)
 fi
 cd "$code"
-echo "$(date -u +%FT%TZ) start: $short ${init[*]} $*" >> "$workdir/train.log"
+echo "$(date -u +%FT%TZ) start: $short $config ${init[*]} $*" >> "$workdir/train.log"
 GLIBC_TUNABLES=glibc.malloc.hugetlb=1 DRAW_DATA_DIR=${DRAW_DATA_DIR:-$repo/../shared/data} \
-  nohup nice -n 19 python -m draw_jax.main --config="$config_arg" \
+  nohup nice -n 19 python -m draw_jax.main --config="$config" \
   --workdir="$workdir" "${init[@]}" "$@" >> "$workdir/train.log" 2>&1 &
 echo "started pid $! from $code; log: $workdir/train.log"

@@ -207,7 +207,9 @@ def _tiny(config, data_dir):
   else:
     config.model.update(T=2, enc_size=16, dec_size=16, z_size=4, read_n=2,
                         write_n=3)
-  config.train.batch_size = 8
+  # 64 images in batches of 8: the schedule's warm-up must fit the run.
+  config.train.update(batch_size=8, warmup_steps=min(config.train.warmup_steps,
+                                                     10))
   config.data.update(dir=data_dir, max_examples=64)
   return config
 

@@ -1,4 +1,6 @@
 """Tests for the MNIST scenes, the SVHN / CIFAR-10 readers and their loading."""
+import dataclasses
+import functools
 import os
 import pickle
 import tarfile
@@ -11,10 +13,12 @@ import scipy.io
 from numpy.lib.stride_tricks import sliding_window_view
 
 import data_files
+from configs import cluttered_mnist_cls
 from draw_jax import dataset_files
 from draw_jax import datasets
 from draw_jax import input_pipeline
 from draw_jax import mnist_scenes
+from draw_jax import settings
 
 _SCENE_SETS = ('mnist_two_digit', 'cluttered_mnist', 'coloured_mnist')
 _SMALL = 200
@@ -120,7 +124,8 @@ def test_cluttered_holds_the_whole_digit_plus_clutter(small_mnist):
 
 
 def test_cluttered_pieces_are_crops_of_other_digits():
-  values = 10 * np.arange(1, 21)
+  # Any two of these add past 255: a clipped overlap is no square's value.
+  values = 128 + np.arange(20)
   scenes, _ = mnist_scenes.cluttered(_square_digits(values), np.arange(20),
                                      seed=0, clutter=8, crop=8)
   for i, scene in enumerate(scenes[..., 0]):
@@ -129,6 +134,82 @@ def test_cluttered_pieces_are_crops_of_other_digits():
     # Brighter pieces may cover up to 8 x 64 pixels of the digit's square.
     assert 28 * 28 - 8 * 64 <= own <= 28 * 28
     assert 0 < other <= 8 * 64
+
+
+def test_clutter_and_digit_add_and_clip_at_full_scale():
+  bright = np.full((3, 28, 28, 1), 200, np.uint8)
+  scenes, _ = mnist_scenes.cluttered(bright, np.arange(3), seed=0, size=30)
+  # In a 30x30 canvas every crop overlaps the digit: 200 + 200 clips.
+  assert np.all(np.isin(scenes, (0, 200, 255)))
+  assert np.all(np.sum(scenes == 255, axis=(1, 2, 3)) > 0)
+
+
+def _fresh(build, digits, labels, key=0, **options):
+  scenes, scene_labels = jax.jit(functools.partial(build, **options))(
+      digits, labels, jnp.arange(len(digits)), jax.random.key(key))
+  return np.asarray(scenes), np.asarray(scene_labels)
+
+
+def test_fresh_cluttered_scenes_match_the_fixed_ones(small_mnist):
+  digits, labels = small_mnist.train, small_mnist.train_labels
+  fresh, fresh_labels = _fresh(mnist_scenes.fresh_cluttered, digits, labels)
+  assert fresh.shape == (_SMALL, 100, 100, 1) and fresh.dtype == np.uint8
+  np.testing.assert_array_equal(fresh_labels, labels)
+  for i in range(20):
+    assert _holds_whole(fresh[i, ..., 0], digits[i, ..., 0])
+  fixed, _ = mnist_scenes.cluttered(digits, labels, seed=1)
+  # The digit and eight crops, added and clipped: the same ink as the fixed.
+  assert 0.9 < _masses(fresh).mean() / _masses(fixed).mean() < 1.1
+  np.testing.assert_array_equal(
+      fresh, _fresh(mnist_scenes.fresh_cluttered, digits, labels)[0])
+  other_key = _fresh(mnist_scenes.fresh_cluttered, digits, labels, key=1)[0]
+  assert np.mean(np.any(fresh != other_key, axis=(1, 2, 3))) > 0.95
+
+
+def test_fresh_clutter_is_crops_of_other_digits():
+  values = 128 + np.arange(20)
+  scenes, _ = _fresh(mnist_scenes.fresh_cluttered, _square_digits(values),
+                     np.arange(20))
+  for i, scene in enumerate(scenes[..., 0]):
+    own = np.sum(scene == values[i])
+    other = np.sum((scene != 0) & (scene != values[i]))
+    assert 28 * 28 - 8 * 64 <= own <= 28 * 28
+    assert 0 < other <= 8 * 64
+
+
+def test_fresh_two_digit_scenes_hold_two_whole_digits(small_mnist):
+  digits, labels = small_mnist.train, small_mnist.train_labels
+  scenes, scene_labels = _fresh(mnist_scenes.fresh_two_digit, digits, labels)
+  assert scenes.shape == (_SMALL, 60, 60, 1)
+  np.testing.assert_array_equal(scene_labels, labels)
+  for i in range(20):
+    assert _holds_whole(scenes[i, ..., 0], digits[i, ..., 0])
+  assert 1.8 < _masses(scenes).mean() / _masses(digits).mean() <= 2.0
+
+
+def test_training_batches_are_fresh_scenes_unless_asked_otherwise(data_dir):
+  config = settings.parse(cluttered_mnist_cls.get_config(
+      f'data.dir="{data_dir}",data.max_examples=64'))
+  splits = datasets.load_for_training(config.data)
+  assert splits.train.shape == (64, 28, 28, 1)  # the digits, not scenes
+  assert splits.valid.shape == (64, 100, 100, 1)
+  arrays = dict(images=jnp.asarray(splits.train),
+                labels=jnp.asarray(splits.train_labels))
+  indices = jnp.arange(8)
+  batch = datasets.make_batch(config.data)
+  first, labels = batch(arrays, indices, jax.random.key(0))
+  second, _ = batch(arrays, indices, jax.random.key(1))
+  assert first.shape == (8, 100, 100, 1)
+  assert not np.array_equal(first, second)
+  np.testing.assert_array_equal(labels, splits.train_labels[:8])
+  fixed = dataclasses.replace(config.data, fresh_scenes=False)
+  fixed_splits = datasets.load_for_training(fixed)
+  assert fixed_splits.train.shape == (64, 100, 100, 1)
+  rows, _ = datasets.make_batch(fixed)(
+      dict(images=jnp.asarray(fixed_splits.train),
+           labels=jnp.asarray(fixed_splits.train_labels)),
+      indices, jax.random.key(0))
+  np.testing.assert_array_equal(rows, fixed_splits.train[:8])
 
 
 def test_cluttered_rejects_mismatched_labels(small_mnist):

@@ -15,6 +15,7 @@ from tensorboardX.proto import event_pb2
 import dataclasses
 
 import runs
+from configs import cluttered_mnist_cls
 from configs import smoke
 from draw_jax import datasets
 from draw_jax import checkpoints
@@ -286,6 +287,17 @@ def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor(
     config.train.lr_drops = drops
     with pytest.raises(settings.ConfigError, match='train.lr_drops'):
       settings.parse(config)
+  # A constant phase, then the cosine over the last third only.
+  late = train_state.learning_rate_schedule(
+      dataclasses.replace(run.train, lr_decay_fraction=1 / 3), 30)
+  assert float(late(5)) == float(late(20)) == pytest.approx(peak)
+  assert float(late(25)) == pytest.approx(peak * (0.1 + 0.9 * 0.5))
+  assert float(late(30)) == pytest.approx(0.1 * peak)
+  for bad in (0.0, 1.5):
+    config = smoke.get_config()
+    config.train.lr_decay_fraction = bad
+    with pytest.raises(settings.ConfigError, match='lr_decay_fraction'):
+      settings.parse(config)
   by_steps = dataclasses.replace(run.train, num_epochs=0)
   assert input_pipeline.num_steps(by_steps, 105) == by_steps.num_steps
   config = _config(data_dir, 'epochs=1,batch=10', warmup_steps=5)
@@ -433,6 +445,29 @@ def _assert_leaves_equal(got, want):
   assert len(got) == len(want)
   for a, b in zip(got, want):
     np.testing.assert_array_equal(a, b)
+
+
+def test_kl_warmup_weighs_the_kl_from_zero_and_evaluates_the_plain_elbo(
+    tmp_path, data_dir):
+  config = _quick_config(data_dir, num_steps=4, eval_every=4, log_every=1,
+                         kl_warmup_steps=2)
+  runs.train(config, tmp_path)
+  rows = [json.loads(line) for line in
+          (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  trained = [row for row in rows if 'train_loss' in row]
+  assert [row['train_kl_weight'] for row in trained] == [0.0, 0.5, 1.0, 1.0]
+  for row in trained:
+    weighted = (row['train_reconstruction'] +
+                row['train_kl_weight'] * row['train_kl'])
+    assert row['train_loss'] == pytest.approx(weighted, rel=1e-5)
+    assert row['train_neg_elbo'] == pytest.approx(
+        row['train_reconstruction'] + row['train_kl'], rel=1e-5)
+  evaluated = next(row for row in rows if 'valid_neg_elbo' in row)
+  assert evaluated['valid_neg_elbo'] == pytest.approx(
+      evaluated['valid_reconstruction'] + evaluated['valid_kl'], rel=1e-5)
+  classifier = cluttered_mnist_cls.get_config('train.kl_warmup_steps=5')
+  with pytest.raises(settings.ConfigError, match='kl_warmup_steps'):
+    settings.parse(classifier)
 
 
 def test_ema_averages_the_parameters_after_each_update(tmp_path, data_dir):

@@ -6,7 +6,6 @@ Pixel coordinates are 1-based (a = 1..A, b = 1..B), as in eq. (19)-(20).
 """
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 # A filter whose Gaussian lies wholly off the image sums to 0; dividing by this
@@ -52,22 +51,16 @@ def filter_centres(center, stride, glimpse):
 
 
 def _gaussian_filters(center, stride, sigma2, size, glimpse):
-  """Rows F[i, a] ∝ exp(-(a - mu_i)^2 / (2 sigma^2)), each normalised to 1.
-
-  Built as one flat row of N * size values and reshaped only at the end:
-  vmapped over a batch it is then a 2-D array, on which XLA's CPU code runs
-  the exponential about three times faster than on [batch, N, size]
-  (docs/performance.md).
-  """
+  """Eq. (25)-(26): rows F[i, a] ∝ exp(-(a - mu_i)^2 / (2 sigma^2)), each
+  normalised to sum to 1, [N, size]."""
   mu_N = filter_centres(center, stride, glimpse)
-  pixels_NS = jnp.tile(jnp.arange(1, size + 1, dtype=jnp.float32), glimpse)
+  pixels_S = jnp.arange(1, size + 1, dtype=jnp.float32)
   # Only the squared distance is divided by 2 sigma^2; the exponent itself is
   # not squared (a bug shipped by several public ports).
-  exponent_NS = -jnp.square(pixels_NS - jnp.repeat(mu_N, size)) / (2.0 * sigma2)
-  filters_NS = jnp.exp(exponent_NS)
-  normaliser_N = jnp.sum(filters_NS.reshape(glimpse, size), axis=-1)
-  normaliser_NS = jnp.repeat(jnp.maximum(normaliser_N, NORMALISER_FLOOR), size)
-  return (filters_NS / normaliser_NS).reshape(glimpse, size)
+  filters_NxS = jnp.exp(-jnp.square(pixels_S[None, :] - mu_N[:, None]) /
+                        (2.0 * sigma2))
+  normaliser_Nx1 = jnp.sum(filters_NxS, axis=-1, keepdims=True)
+  return filters_NxS / jnp.maximum(normaliser_Nx1, NORMALISER_FLOOR)
 
 
 def filterbank(params, height, width, glimpse):
@@ -92,13 +85,8 @@ def read(image, params, glimpse):
 
 def read_with_filters(image, fx_NxA, fy_NxB, gamma):
   """read() through a filterbank already built, so images can share one."""
-  image_BxAxC = _with_channels(image)
-  # F_Y x as one [N, B] @ [B, A*C] matmul, then F_X^T: XLA's CPU backend runs
-  # these two products faster than the three-operand einsum, whose order of
-  # contraction transposes the image (docs/performance.md).
-  rows_NxAxC = _matmul_rows(fy_NxB, image_BxAxC)
-  glimpse_NxNxC = jnp.einsum('iac,ja->ijc', rows_NxAxC, fx_NxA)
-  glimpse_NxNxC = gamma * glimpse_NxNxC
+  glimpse_NxNxC = gamma * jnp.einsum('ib,bac,ja->ijc', fy_NxB,
+                                     _with_channels(image), fx_NxA)
   return glimpse_NxNxC if image.ndim == 3 else glimpse_NxNxC[..., 0]
 
 
@@ -108,63 +96,7 @@ def write(patch, params, height, width):
   fx_NxA, fy_NxB = filterbank(params, height, width, glimpse)
   # 1/gamma scales the N x N patch rather than the B x A canvas: the same
   # product, but its backward pass reduces over N^2 values per example, not
-  # over the whole canvas (7% of the CPU training step when it did).
+  # over the whole canvas. gamma is floored so that 1/gamma stays finite.
   patch_NxNxC = _with_channels(patch) / jnp.maximum(params.gamma, GAMMA_FLOOR)
-  canvas_BxAxC = _spread_patch(fy_NxB, patch_NxNxC, fx_NxA)
+  canvas_BxAxC = jnp.einsum('ib,ijc,ja->bac', fy_NxB, patch_NxNxC, fx_NxA)
   return canvas_BxAxC if patch.ndim == 3 else canvas_BxAxC[..., 0]
-
-
-def _matmul_rows(filters_NxS, array_SxAxC):
-  """filters @ array over the array's first axis, as one [S, A*C] matmul."""
-  size, width, channels = array_SxAxC.shape
-  return jnp.matmul(filters_NxS, array_SxAxC.reshape(size, width * channels)
-                    ).reshape(-1, width, channels)
-
-
-@jax.custom_vjp
-def _spread_patch(fy_NxB, patch_NxNxC, fx_NxA):
-  """F_Y^T w F_X [B, A, C]: the three-operand einsum, the fastest forward."""
-  return jnp.einsum('ib,ijc,ja->bac', fy_NxB, patch_NxNxC, fx_NxA)
-
-
-def _spread_patch_forward(fy_NxB, patch_NxNxC, fx_NxA):
-  return _spread_patch(fy_NxB, patch_NxNxC, fx_NxA), (fy_NxB, patch_NxNxC,
-                                                      fx_NxA)
-
-
-def _spread_patch_backward(residuals, canvas_grad_BxAxC):
-  """The three gradients, as matmuls over whole canvas rows.
-
-  JAX's own backward of the einsum is batched [N, A] x [A, B] products,
-  which XLA's CPU backend runs slowly once vmapped over the batch; written
-  this way the training step is about 3% faster (docs/performance.md).
-  tests/attention_test.py checks it against JAX's differentiation.
-  """
-  fy_NxB, patch_NxNxC, fx_NxA = residuals
-  rows_grad_NxAxC = _matmul_rows(fy_NxB, canvas_grad_BxAxC)
-  rows_NxAxC = _patch_times_filters(patch_NxNxC, fx_NxA)
-  glimpse, width, channels = rows_NxAxC.shape
-  fy_grad_NxB = jnp.matmul(
-      rows_NxAxC.reshape(glimpse, width * channels),
-      canvas_grad_BxAxC.reshape(-1, width * channels).T)
-  patch_grad = jnp.einsum('iac,ja->ijc', rows_grad_NxAxC, fx_NxA)
-  fx_grad_NxA = jnp.einsum('ijc,iac->ja', patch_NxNxC, rows_grad_NxAxC)
-  return fy_grad_NxB, patch_grad, fx_grad_NxA
-
-
-_spread_patch.defvjp(_spread_patch_forward, _spread_patch_backward)
-
-
-def _patch_times_filters(patch_NxNxC, fx_NxA):
-  """P F_X per channel, [N, A, C], as one [N*C, N] @ [N, A] matmul.
-
-  Vmapped, this is a plain batched matmul, which XLA's CPU backend gives to
-  YNNPACK; the einsum 'ijc,ja->iac' became a batched Eigen dot with both
-  operands contracted on their second axis, about 9 times slower
-  (docs/performance.md).
-  """
-  glimpse, _, channels = patch_NxNxC.shape
-  rows_NCxA = jnp.matmul(
-      jnp.transpose(patch_NxNxC, (0, 2, 1)).reshape(glimpse * channels, glimpse),
-      fx_NxA)
-  return jnp.transpose(rows_NCxA.reshape(glimpse, channels, -1), (0, 2, 1))

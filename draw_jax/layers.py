@@ -18,15 +18,6 @@ REMAT_POLICIES = {
 EXECUTION_FIELDS = ('compute_dtype', 'scan_unroll', 'remat')
 
 
-def sigmoid(x):
-  """The logistic function as XLA runs it fastest on CPU: through tanh.
-
-  jax.nn.sigmoid becomes an exponential and a division; tanh is a short
-  rational approximation. They agree to 3e-7 in float32 (layers_test.py).
-  """
-  return 0.5 * jnp.tanh(0.5 * x) + 0.5
-
-
 def rematerialised(step_fn, remat):
   """step_fn under the REMAT_POLICIES[remat] checkpoint policy."""
   if REMAT_POLICIES[remat] is None:
@@ -50,7 +41,7 @@ class LSTMCell(nnx.Module):
     gates = self.gates(jnp.concatenate([inputs, hidden], axis=-1))
     input_gate, forget_gate, candidate, output_gate = jnp.split(
         gates.astype(jnp.float32), 4, axis=-1)
-    cell = (sigmoid(forget_gate) * cell +
-            sigmoid(input_gate) * jnp.tanh(candidate))
-    hidden = sigmoid(output_gate) * jnp.tanh(cell)
+    cell = (jax.nn.sigmoid(forget_gate) * cell +
+            jax.nn.sigmoid(input_gate) * jnp.tanh(candidate))
+    hidden = jax.nn.sigmoid(output_gate) * jnp.tanh(cell)
     return hidden, cell

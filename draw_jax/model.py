@@ -80,10 +80,6 @@ class DrawConfig:
     return (self.height, self.width, self.canvas_channels)
 
   @property
-  def canvas_size(self):
-    return self.height * self.width * self.canvas_channels
-
-  @property
   def read_size(self):
     """Length of r_t: glimpses of x and x_hat, or both whole images."""
     per_image = self.read_n**2 if self.attention else self.height * self.width
@@ -120,20 +116,16 @@ class GenerationOutput:
 
 @struct.dataclass
 class StepState:
-  """The scan carry: the canvas c_{t-1} and both LSTM states.
-
-  The canvas is flat, [batch, H * W * C]: XLA's CPU code runs elementwise
-  ops on 2-D arrays two to four times faster than on [batch, H, W, C]
-  (docs/performance.md). Only the attention's matmuls see it as an image.
-  """
-  canvas_logits: jnp.ndarray  # [batch, canvas_size]
+  """The scan carry: the canvas c_{t-1} and both LSTM states."""
+  canvas_logits: jnp.ndarray  # [batch, H, W, C']
   encoder: tuple
   decoder: tuple
 
 
-def canvas_mean(canvas_logits, channels):
-  """Canvases [..., H, W, C'] as images in [0, 1]: sigmoid of the means."""
-  return layers.sigmoid(canvas_logits[..., :channels])
+def canvas_images(canvas_logits, channels):
+  """Canvases [..., H, W, C'] as images [..., H, W, C] in [0, 1]: the
+  sigmoid of their first C channels, the means (the rest are log-scales)."""
+  return jax.nn.sigmoid(canvas_logits[..., :channels])
 
 
 class Draw(nnx.Module):
@@ -162,7 +154,7 @@ class Draw(nnx.Module):
     c = self.config
     zeros = lambda size: jnp.zeros((batch_size, size), jnp.float32)
     return StepState(
-        canvas_logits=jnp.zeros((batch_size, c.canvas_size), jnp.float32),
+        canvas_logits=jnp.zeros((batch_size,) + c.canvas_shape, jnp.float32),
         encoder=(zeros(c.enc_size), zeros(c.enc_size)),
         decoder=(zeros(c.dec_size), zeros(c.dec_size)))
 
@@ -194,38 +186,24 @@ class Draw(nnx.Module):
          for one in (image, error_image)], axis=-1)
 
   def _write(self, decoder_hidden):
-    """write(h_dec_t), flat like the canvas."""
+    """write(h_dec_t): the canvas update [batch, H, W, C'] and its window."""
     c = self.config
     batch = decoder_hidden.shape[0]
     patch = self.write_patch(decoder_hidden).astype(jnp.float32)
     if not c.attention:
-      return patch, None
+      return patch.reshape((batch,) + c.canvas_shape), None
     params = attention.attention_params(
         self.write_attention(decoder_hidden), c.height, c.width, c.write_n)
     patch = patch.reshape(batch, c.write_n, c.write_n, c.canvas_channels)
     canvas_update = jax.vmap(attention.write, in_axes=(0, 0, None, None))(
         patch, params, c.height, c.width)
-    return canvas_update.reshape(batch, c.canvas_size), params
-
-  def _canvas_mean(self, canvas_logits):
-    """The canvas as an image in [0, 1]: its mean channels, flat."""
-    c = self.config
-    if c.canvas_channels == c.channels:
-      # Every channel is a mean; reshaping to pixels first would give XLA a
-      # slower 3-D array.
-      return layers.sigmoid(canvas_logits)
-    batch = canvas_logits.shape[0]
-    per_pixel = canvas_logits.reshape(batch, -1, c.canvas_channels)
-    return canvas_mean(per_pixel, c.channels).reshape(batch, -1)
+    return canvas_update, params
 
   # ---- one step of the training pass -------------------------------------
 
   def step(self, state: StepState, images, noise):
     """One time step of eq. (3)-(8); returns the new state and per-step values."""
-    batch = images.shape[0]
-    canvas_mean = self._canvas_mean(state.canvas_logits)
-    error_images = (images.reshape(batch, -1) - canvas_mean  # eq. (3)
-                    ).reshape(images.shape)
+    error_images = images - self.canvas_images(state.canvas_logits)  # eq. (3)
     read_vector, read_params = self._read(images, error_images,
                                           state.decoder[0])  # eq. (4)
     encoder_state = self.encoder(
@@ -255,8 +233,8 @@ class Draw(nnx.Module):
         step,
         self.initial_state(batch), noise_TxBxZ, unroll=c.scan_unroll)
     return DrawOutput(
-        canvas_logits_per_step=self._as_images(per_step['canvas_logits']),
-        canvas_logits=self._as_images(final_state.canvas_logits),
+        canvas_logits_per_step=per_step['canvas_logits'],
+        canvas_logits=final_state.canvas_logits,
         # Once over all T steps rather than inside the scan: one fusion
         # forward and one backward instead of T small ones of each.
         kl_per_step=objectives.gaussian_kl(per_step['mean'],
@@ -269,12 +247,7 @@ class Draw(nnx.Module):
 
   def canvas_images(self, canvas_logits):
     """Canvases [..., H, W, C'] as images [..., H, W, C] in [0, 1]."""
-    return canvas_mean(canvas_logits, self.config.channels)
-
-  def _as_images(self, canvas_logits):
-    """Flat canvases [..., canvas_size] as [..., H, W, C]."""
-    return canvas_logits.reshape(canvas_logits.shape[:-1] +
-                                 self.config.canvas_shape)
+    return canvas_images(canvas_logits, self.config.channels)
 
   # ---- generation (section 2.3) ------------------------------------------
 
@@ -305,7 +278,7 @@ class Draw(nnx.Module):
     _, (canvases, write_params, read_params) = jax.lax.scan(
         decoder_step, (initial.canvas_logits, initial.decoder), noise_TxBxZ,
         unroll=c.scan_unroll)
-    return GenerationOutput(canvas_logits_per_step=self._as_images(canvases),
+    return GenerationOutput(canvas_logits_per_step=canvases,
                             write_params=write_params, read_params=read_params)
 
   # ---- the task: what training minimises and evaluation reports ---------

@@ -229,11 +229,11 @@ def _train_loop(run, training, signals):
     evaluate_now = step % train.eval_every == 0 or end
     save = (step % train.checkpoint_every == 0 or evaluate_now or stop or
             run.minutes_since_save() >= train.checkpoint_every_minutes > 0)
-    if log or evaluate_now or save:
+    if log or save:
       pending = run.absorb(pending)  # the metrics of this very step
     if log:
       run.report(step, state)
-    if evaluate_now or save:
+    if save:  # after evaluating, if that is due too
       run.evaluate_and_save(state, step, evaluate_now)
     if stop:
       logging.warning('%s: checkpointed step %d; exiting', signals.received,

@@ -181,7 +181,7 @@ def analyse(config, workdir, examples, seed=0, gif_path=''):
   if gif_path:
     picked = slice(0, _GIF_SCENES)
     visualize.save_canvas_gif(
-        gif_path, np.asarray(draw_model.canvas_mean(
+        gif_path, np.asarray(draw_model.canvas_images(
             canvases[:, picked], run.model_config.channels)),
         write_params=jax.tree.map(lambda field: field[:, picked],
                                   write_params),

@@ -211,33 +211,3 @@ def test_read_and_write_match_independent_numpy(channels):
                              rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(attention.write(patch, params, 20, 28),
                              want_written, rtol=1e-4, atol=1e-6)
-
-
-def _einsum_write(patch, params, height, width):
-  """write() as the plain three-operand einsum, differentiated by JAX."""
-  fx, fy = attention.filterbank(params, height, width, patch.shape[0])
-  return jnp.einsum('ib,ijc,ja->bac', fy, patch, fx) / params.gamma
-
-
-@pytest.mark.parametrize('channels', [1, 3])
-def test_write_gradients_match_autodiff_of_the_einsum(channels):
-  # write() has a hand-written backward pass (attention._spread_patch); it must
-  # give what JAX's own differentiation of the same product gives, batched.
-  keys = jax.random.split(jax.random.key(9), 3)
-  raws = jax.random.normal(keys[0], (4, 5)) * 0.5
-  patches = jax.random.normal(keys[1], (4, 5, 5, channels))
-  weights = jax.random.normal(keys[2], (4, 20, 28, channels))
-
-  def loss(write_fn, raws, patches):
-    params = attention.attention_params(raws, 20, 28, 5)
-    written = jax.vmap(write_fn, in_axes=(0, 0, None, None))(
-        patches, params, 20, 28)
-    return jnp.sum(jnp.sin(written) * weights)
-
-  got = jax.jit(jax.grad(lambda *a: loss(attention.write, *a),
-                         argnums=(0, 1)))(raws, patches)
-  want = jax.jit(jax.grad(lambda *a: loss(_einsum_write, *a),
-                          argnums=(0, 1)))(raws, patches)
-  for got_grad, want_grad in zip(got, want):
-    assert float(jnp.max(jnp.abs(want_grad))) > 1e-3
-    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-5)

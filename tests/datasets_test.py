@@ -189,7 +189,7 @@ def test_fresh_two_digit_scenes_hold_two_whole_digits(small_mnist):
 
 def test_training_batches_are_fresh_scenes_unless_asked_otherwise(data_dir):
   config = settings.parse(cluttered_mnist_cls.get_config(
-      f'data.dir="{data_dir}",data.max_examples=64'))
+      f'data.dir="{data_dir}",data.max_examples=64,epochs=0'))
   splits = datasets.load_for_training(config.data)
   assert splits.train.shape == (64, 28, 28, 1)  # the digits, not scenes
   assert splits.valid.shape == (64, 100, 100, 1)

@@ -32,8 +32,9 @@ def _smoke(config_module, data_dir, arg=None, **model):
   config.data.dir = str(data_dir)
   config.data.max_examples = 64
   config.model.update(T=3, enc_size=32, dec_size=32, z_size=8, **model)
-  config.train.update(batch_size=16, num_steps=STEPS, checkpoint_every=2,
-                      eval_every=STEPS, log_every=2)
+  config.train.update(batch_size=16, num_steps=STEPS, num_epochs=0,
+                      warmup_steps=0, checkpoint_every=2, eval_every=STEPS,
+                      log_every=2)
   config.eval.update(batch_size=32, iw_samples=2, iw_samples_per_pass=2,
                      iw_batch_size=32, iw_examples=32)
   config.sample.update(num_samples=4, upscale=1, outputs='grid,gif')
@@ -80,7 +81,8 @@ def test_two_digit_generation_draws_60x60_scenes(tmp_path, data_dir):
 def _classifier_config(data_dir, steps=STEPS):
   config = _smoke(cluttered_mnist_cls, data_dir)
   config.classifier.update(T=3, hidden_size=32, glimpse=8)
-  config.train.num_steps = steps
+  # A constant rate: a cosine over a shorter run would be another schedule.
+  config.train.update(num_steps=steps, lr_schedule='constant')
   return config
 
 

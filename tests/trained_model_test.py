@@ -68,7 +68,8 @@ def test_wrong_images_and_folders_are_named(shipped, tmp_path):
 
 
 def test_a_training_workdir_loads_as_trained(tmp_path, data_dir):
-  config = cluttered_mnist_cls.get_config('glimpses=2,steps=4,batch=8')
+  config = cluttered_mnist_cls.get_config(
+      'glimpses=2,steps=4,epochs=0,batch=8,train.warmup_steps=0')
   config.classifier.update(hidden_size=16, glimpse=4)
   config.data.update(dir=data_dir, max_examples=64)
   config.train.update(eval_every=4, checkpoint_every=4, log_every=2)

@@ -1,5 +1,9 @@
 """draw_jax.load: the Python API to a shipped or trained model."""
+import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +17,8 @@ from draw_jax import evaluate
 from draw_jax import input_pipeline
 from draw_jax import settings
 
-SHIPPED = pathlib.Path(__file__).resolve().parents[1] / 'pretrained' / 'mnist_attn'
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHIPPED = REPO / 'pretrained' / 'mnist_attn'
 
 
 @pytest.fixture(scope='module')
@@ -84,3 +89,26 @@ def test_a_training_workdir_loads_as_trained(tmp_path, data_dir):
   logits = model.module(test.astype(np.float32) / 255.0).logits
   np.testing.assert_array_equal(predicted, np.argmax(np.asarray(logits), -1))
   assert predicted.shape == (5,) and predicted.dtype.kind == 'i'
+
+
+def test_the_readme_sample_command_needs_no_data(tmp_path):
+  """As on a fresh clone with `pip install -e .`: no data folder, no tfds."""
+  blocked = tmp_path / 'site'
+  (blocked / 'tensorflow_datasets').mkdir(parents=True)
+  (blocked / 'tensorflow_datasets' / '__init__.py').write_text(
+      'raise ImportError("not installed")\n')
+  shipped = tmp_path / 'mnist_attn'
+  shutil.copytree(SHIPPED, shipped)
+  env = {name: value for name, value in os.environ.items()
+         if name != 'DRAW_DATA_DIR'}
+  env.update(PYTHONPATH=str(blocked), JAX_PLATFORMS='cpu')
+  done = subprocess.run(
+      [sys.executable, '-m', 'draw_jax.main', '--config=configs/mnist_attn.py',
+       f'--workdir={shipped}', '--mode=sample'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  written = {path.name for path in (shipped / 'samples').glob('step_*/*')}
+  assert {'samples.png', 'samples.gif', 'evolution.png', 'read_filters.png',
+          'write_filters.png'} <= written
+  assert 'reconstruction.gif' not in written
+  assert 'skipped the reconstructions' in done.stderr

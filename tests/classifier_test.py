@@ -58,18 +58,30 @@ def test_gradients_reach_every_parameter():
 def test_first_glimpse_is_attention_read_with_gamma_from_zero_state():
   model = _model(height=30, width=40)
   c = model.config
-  # gamma = 2, so a read that ignored gamma would be off by a factor of two.
+  # gamma = 2, so a read that ignored gamma would be off by a factor of two:
+  # the layer's raw output is atanh(log 2), which the read's tanh undoes.
   bias = model.attention.bias[...]
-  model.attention.bias[...] = bias.at[4].set(math.log(2.0))
+  model.attention.bias[...] = bias.at[4].set(math.atanh(math.log(2.0)))
   images = _images(c)
   output = model(images)
+  np.testing.assert_allclose(output.glimpse_params.gamma[0], 2.0, rtol=1e-5)
   raw = model.attention(jnp.zeros((1, c.hidden_size)))[0]
-  params = attention.attention_params(raw, c.height, c.width, c.glimpse)
-  np.testing.assert_allclose(params.gamma, 2.0, rtol=1e-6)
+  params = attention.attention_params(raw.at[4].set(math.log(2.0)), c.height,
+                                      c.width, c.glimpse)
   for i in range(images.shape[0]):
     expected = attention.read(images[i], params, c.glimpse)
     np.testing.assert_allclose(output.glimpses[0, i], expected, rtol=1e-5,
                                atol=1e-6)
+
+
+def test_glimpse_intensity_stays_within_one_e_of_one():
+  model = _model()
+  bias = model.attention.bias[...]
+  for raw_log_gamma in (-50.0, 50.0):
+    model.attention.bias[...] = bias.at[4].set(raw_log_gamma)
+    gamma = model(_images(model.config)).glimpse_params.gamma
+    np.testing.assert_allclose(gamma, math.e ** math.copysign(1, raw_log_gamma),
+                               rtol=1e-5)
 
 
 def test_initial_glimpse_spans_whole_image_with_blurring_filters():

@@ -16,6 +16,12 @@ NORMALISER_FLOOR = 1e-8
 GAMMA_FLOOR = 1e-6
 
 
+# The linear layer's raw outputs, in order: g~x, g~y, log sigma^2, log delta~,
+# log gamma (eq. (21)).
+NUM_RAW_PARAMS = 5
+RAW_LOG_GAMMA = 4
+
+
 class AttentionParams(NamedTuple):
   """The five attention parameters of one glimpse, in pixel units."""
   center_x: jnp.ndarray  # gx
@@ -33,7 +39,7 @@ def attention_params(raw, height, width, glimpse):
   centre and the stride is irrelevant, so the (N-1) divisor is floored at 1.
   """
   gx_tilde, gy_tilde, log_sigma2, log_delta_tilde, log_gamma = (
-      raw[..., i] for i in range(5))
+      raw[..., i] for i in range(NUM_RAW_PARAMS))
   stride_scale = (max(height, width) - 1.0) / max(glimpse - 1, 1)
   return AttentionParams(
       center_x=(width + 1.0) / 2.0 * (gx_tilde + 1.0),

@@ -23,10 +23,6 @@ from draw_jax import attention
 from draw_jax import layers
 from draw_jax import pictures
 
-# log gamma's place among the attention layer's outputs (eq. (21)).
-GAMMA_INDEX = 4
-
-
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
   """Everything that fixes the classifier's shape: config.classifier, the
@@ -61,8 +57,8 @@ class ClassifierConfig:
     return {}
 
   def make_pictures(self, graphdef, mesh, binarization, sample_settings):
-    del sample_settings  # the glimpses of a few test images, always
-    return pictures.GlimpsePictures(graphdef, self, mesh, binarization)
+    return pictures.GlimpsePictures(graphdef, self, mesh, binarization,
+                                    sample_settings.seed)
 
   @property
   def image_shape(self):
@@ -111,7 +107,7 @@ class GlimpseClassifier(nnx.Module):
     # positions on a 100-pixel image to about half a pixel.
     whole_image_bias = whole_image_attention_bias(config)
     self.attention = nnx.Linear(
-        config.hidden_size, layers.NUM_ATTENTION_PARAMS,
+        config.hidden_size, attention.NUM_RAW_PARAMS,
         kernel_init=nnx.initializers.zeros_init(),
         bias_init=lambda key, shape, dtype: whole_image_bias.astype(dtype),
         rngs=rngs)
@@ -127,7 +123,8 @@ class GlimpseClassifier(nnx.Module):
     """The glimpses [batch, N, N, C] placed by h_{t-1}, and their params."""
     c = self.config
     raw = self.attention(hidden)
-    raw = raw.at[..., GAMMA_INDEX].set(jnp.tanh(raw[..., GAMMA_INDEX]))
+    log_gamma = attention.RAW_LOG_GAMMA
+    raw = raw.at[..., log_gamma].set(jnp.tanh(raw[..., log_gamma]))
     params = attention.attention_params(raw, c.height, c.width, c.glimpse)
     glimpses = jax.vmap(attention.read, in_axes=(0, 0, None))(
         images, params, c.glimpse)

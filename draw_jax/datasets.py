@@ -130,10 +130,14 @@ def load_for_training(data):
   """
   if not draws_fresh_scenes(data):
     return load_splits(data.name, data.dir, data.max_examples)
-  fixed = load_splits(data.name, data.dir, data.max_examples,
-                      only=('valid', 'test'))
-  digits = load_splits('mnist', data.dir, data.max_examples, only=('train',))
-  return fixed._replace(train=digits.train, train_labels=digits.train_labels)
+  digits = _read('mnist', data.dir).first(data.max_examples)
+  build = DATASETS[data.name].build_scenes
+  valid, valid_labels = build(digits.valid, digits.valid_labels,
+                              mnist_scenes.SPLIT_SEEDS['valid'])
+  test, test_labels = build(digits.test, digits.test_labels,
+                            mnist_scenes.SPLIT_SEEDS['test'])
+  return Splits(digits.train, valid, test, digits.train_labels, valid_labels,
+                test_labels)
 
 
 def make_batch(data):

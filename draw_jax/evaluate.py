@@ -37,12 +37,9 @@ class Evaluator:
         self._terms_sums, static_argnums=4, out_shardings=replicated)
     self._iw_batch = jax.jit(
         self._iw_sum, static_argnums=(4, 5), out_shardings=replicated)
-
-  @property
-  def has_iw_bound(self):
-    """Whether the model estimates -log p(x): interface.LikelihoodModel."""
-    return isinstance(train_state.abstract_model(self.model_config),
-                      interface.LikelihoodModel)
+    # Whether the model estimates -log p(x): interface.LikelihoodModel.
+    self.has_iw_bound = isinstance(train_state.abstract_model(settings.model),
+                                   interface.LikelihoodModel)
 
   def _batch(self, data, eval_key, batch_index, batch_size):
     batch = jax.tree.map(
@@ -152,9 +149,10 @@ def unused_path(workdir, stem):
 def evaluate(run, settings, workdir):
   """--mode=eval on a loaded run: the split's terms, and the IW NLL if asked."""
   data = settings.data
-  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
-  evaluator = Evaluator(settings, run.graphdef, run.mesh)
   split = settings.eval.split
+  splits = datasets.load_splits(data.name, data.dir, data.max_examples,
+                                only=(split,))
+  evaluator = Evaluator(settings, run.graphdef, run.mesh)
   results = dict(step=run.step, **evaluate_split(
       evaluator, run.params, splits, settings.eval.iw_samples, split))
   stem = f'eval_{run.step}_{split}'

@@ -3,8 +3,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-# g~x, g~y, log sigma^2, log delta~, log gamma (eq. (21)-(24)).
-NUM_ATTENTION_PARAMS = 5
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 # What the backward pass keeps of each time step; the rest it recomputes.
 # 'dots' keeps only the weight matmuls' outputs, the fastest on a 2-core CPU

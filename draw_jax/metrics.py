@@ -61,7 +61,7 @@ class Progress:
   """Averages step metrics and logs one progress line, with an ETA, per report."""
 
   def __init__(self, writer, total_steps, batch_size, first_step):
-    self.total = total_steps
+    self._total = total_steps
     self._writer = writer
     self._batch = batch_size
     self._sums = {}
@@ -88,12 +88,12 @@ class Progress:
     means.update(steps_per_sec=steps_per_sec,
                  images_per_sec=steps_per_sec * self._batch, **(extra or {}))
     self._writer.scalars(step, means)
-    remaining = (self.total - step) / max(steps_per_sec, 1e-9)
+    remaining = (self._total - step) / max(steps_per_sec, 1e-9)
     parts = ', '.join(f'{name[len("train_"):]} {value:.4g}'
                       for name, value in means.items()
                       if name.startswith('train_') and name not in _NOT_SHOWN)
     logging.info('step %d/%d | %.2f steps/s | %.0f img/s | loss %.2f (%s) | '
-                 '%s left', step, self.total, steps_per_sec,
+                 '%s left', step, self._total, steps_per_sec,
                  means['images_per_sec'], means['train_loss'], parts,
                  _duration(remaining))
     self._sums, self._count = {}, 0

@@ -1,8 +1,8 @@
 """Scenes built from MNIST digits: two digits, cluttered digits, coloured digits.
 
-Every generator is pure numpy and deterministic: it draws everything from
+The numpy generators are deterministic: each draws everything from
 `np.random.default_rng(seed)` in a fixed order, so the same digits and seed
-always give the same scenes. `input_pipeline.load_splits` calls them with one
+always give the same scenes. `datasets.load_splits` calls them with one
 fixed seed per split (`SPLIT_SEEDS`: train 1, valid 2, test 3) on the MNIST
 splits (train = MNIST train[:50000], valid = train[50000:], test = the test
 file), so the three splits never share a scene layout. Partner digits and

@@ -144,9 +144,9 @@ class Draw(nnx.Module):
                                   dtype=dtype, rngs=rngs)
     if config.attention:
       self.read_attention = nnx.Linear(
-          config.dec_size, layers.NUM_ATTENTION_PARAMS, rngs=rngs)
+          config.dec_size, attention.NUM_RAW_PARAMS, rngs=rngs)
       self.write_attention = nnx.Linear(
-          config.dec_size, layers.NUM_ATTENTION_PARAMS, rngs=rngs)
+          config.dec_size, attention.NUM_RAW_PARAMS, rngs=rngs)
 
   # ---- state -------------------------------------------------------------
 

@@ -79,7 +79,7 @@ class Sampler:
                    output.write_params, output.read_params)
 
   def generate(self, params, key, num_samples):
-    """All T canvases (as images) and write windows of num_samples samples."""
+    """All T canvases (as images) and windows of num_samples samples."""
     return sharding.to_host(self._generate(params, key, num_samples))
 
   def final_samples(self, params, key, num_samples):
@@ -193,11 +193,12 @@ def _write_filter_images(directory, drawing, config):
 class GlimpsePictures:
   """The classifier's T glimpse boxes drawn over a few test images."""
 
-  def __init__(self, graphdef, model_config, mesh, binarization):
+  def __init__(self, graphdef, model_config, mesh, binarization, seed):
     self._config = model_config
+    key = jax.random.key(seed)  # for data sets binarized by sampling
     self._glimpses = jax.jit(
         lambda params, images: nnx.merge(graphdef, params)(
-            input_pipeline.binarize(images, binarization)).glimpse_params,
+            input_pipeline.binarize(images, binarization, key)).glimpse_params,
         out_shardings=sharding.replicated(mesh))
 
   def __call__(self, params, directory, test_images, writer=None, step=0):

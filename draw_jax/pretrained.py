@@ -16,17 +16,22 @@ from draw_jax import checkpoints
 from draw_jax import datasets
 from draw_jax import evaluate
 from draw_jax import input_pipeline
+from draw_jax import settings as settings_lib
 from draw_jax import sharding
 
 METADATA_FILE = 'pretrained.json'
-# The fixed, evenly strided test subset whose -ELBO guards against drift.
+# The fixed, evenly strided test subset whose figure guards against drift.
 SUBSET_EXAMPLES = 500
 
 
-def subset_neg_elbo(evaluator, params, test_images):
-  """-ELBO in nats over SUBSET_EXAMPLES strided test images, fixed noise."""
+def subset_figure(evaluator, params, test_images, test_labels=None):
+  """The model's SELECTION_METRIC (DRAW's -ELBO in nats, the classifier's
+  error) over SUBSET_EXAMPLES strided test images, with fixed noise."""
   images = input_pipeline.strided_subset(test_images, SUBSET_EXAMPLES)
-  return evaluator.split_means(params, images)['neg_elbo']
+  labels = (None if test_labels is None else
+            input_pipeline.strided_subset(test_labels, SUBSET_EXAMPLES))
+  figures = evaluator.split_means(params, images, labels)
+  return figures[evaluator.model_config.SELECTION_METRIC]
 
 
 def save(directory, step, params, model_config, metadata):
@@ -65,21 +70,26 @@ def export_run(settings, workdir, out, step=None, commit='unknown'):
   run = checkpoints.load_trained(settings.model, workdir,
                                  -1 if step is None else step)
   data = settings.data
-  splits = datasets.load_splits(data.name, data.dir, data.max_examples)
+  splits = datasets.load_splits(data.name, data.dir, data.max_examples,
+                                only=('valid', 'test'))
   evaluator = evaluate.Evaluator(settings, run.graphdef, run.mesh)
   results = {
       **evaluate.evaluate_split(evaluator, run.params, splits, 0, 'valid'),
       **evaluate.evaluate_split(evaluator, run.params, splits, 0, 'test')}
-  epoch = run.step / input_pipeline.steps_per_epoch(
-      splits.train.shape[0], settings.train.batch_size)
-  metadata = dict(
-      epoch=round(epoch, 2), images_seen=run.step * settings.train.batch_size,
-      recipe=dataclasses.asdict(settings.train), commit=commit,
-      data=settings.data.name,
-      valid_neg_elbo=results['valid_neg_elbo'],
-      test_neg_elbo=results['test_neg_elbo'],
-      test_examples=int(splits.test.shape[0]),
-      test_subset_neg_elbo=subset_neg_elbo(evaluator, run.params, splits.test),
-      test_subset_examples=min(SUBSET_EXAMPLES, int(splits.test.shape[0])))
+  train_examples = settings_lib.train_examples(data, datasets.spec(data.name))
+  epoch = run.step / input_pipeline.steps_per_epoch(train_examples,
+                                                    settings.train.batch_size)
+  metric = settings.model.SELECTION_METRIC
+  metadata = {
+      'epoch': round(epoch, 2),
+      'images_seen': run.step * settings.train.batch_size,
+      'recipe': dataclasses.asdict(settings.train), 'commit': commit,
+      'task': settings.task, 'data': data.name,
+      f'valid_{metric}': results[f'valid_{metric}'],
+      f'test_{metric}': results[f'test_{metric}'],
+      'test_examples': int(splits.test.shape[0]),
+      f'test_subset_{metric}': subset_figure(evaluator, run.params,
+                                             splits.test, splits.test_labels),
+      'test_subset_examples': min(SUBSET_EXAMPLES, int(splits.test.shape[0]))}
   save(out, run.step, sharding.to_host(run.params), run.model_config, metadata)
   return read_metadata(out)

@@ -87,6 +87,7 @@ class Sample:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+  task: str  # one of TASKS
   model: Union[draw_model.DrawConfig, classifier.ClassifierConfig]
   data: Data
   train: Train
@@ -94,7 +95,7 @@ class Settings:
   sample: Sample
 
   def to_dict(self):
-    return dict(model=dataclasses.asdict(self.model),
+    return dict(task=self.task, model=dataclasses.asdict(self.model),
                 **{name: dataclasses.asdict(getattr(self, name))
                    for name in ('data', 'train', 'eval', 'sample')})
 
@@ -116,7 +117,8 @@ def parse(config, device_count=None):
                        'outputs': _sample_outputs(config.sample.outputs)})
   except TypeError as error:  # a config file that lacks or adds a field
     raise ConfigError(f'the config does not match draw_jax: {error}') from None
-  settings = Settings(model_config, data, train, evaluation, sample)
+  settings = Settings(config.task, model_config, data, train, evaluation,
+                      sample)
   _check(settings, device_count or jax.device_count(), dataset)
   return settings
 
@@ -240,6 +242,11 @@ def _check(settings, device_count, dataset):
   if not 0.0 < train.lr_decay_fraction <= 1.0:
     raise ConfigError('train.lr_decay_fraction must be in (0, 1], got '
                       f'{train.lr_decay_fraction!r}')
+  if train.lr_decay_fraction < 1.0 and (train.lr_schedule != 'cosine' or
+                                        train.lr_decay_fraction * num_steps < 1):
+    raise ConfigError(f'train.lr_decay_fraction={train.lr_decay_fraction} '
+                      "needs lr_schedule='cosine' and at least one step of "
+                      f"decay in the run's {num_steps}")
   if settings.eval.split not in ('valid', 'test'):
     raise ConfigError(f"eval.split must be 'valid' or 'test', got "
                       f'{settings.eval.split!r}')

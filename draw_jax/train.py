@@ -102,7 +102,9 @@ class Training:
   epoch_order: Callable  # epoch -> shuffled indices
   steps_per_epoch: int
   num_steps: int  # where the run ends: train.num_epochs or train.num_steps
-  _epoch_order: tuple = (None, None)  # (epoch, its order), made once an epoch
+  # (epoch, its order): made once an epoch, not every step.
+  _epoch_order: tuple = dataclasses.field(default=(None, None), init=False,
+                                          repr=False)
 
   def step(self, state, step):
     """One update from state, which is at step: (new state, its metrics)."""
@@ -186,7 +188,7 @@ def train_and_evaluate(settings, workdir):
   """Trains, evaluates and checkpoints in workdir, resuming what is there."""
   splits = datasets.load_for_training(settings.data)
   is_chief = jax.process_index() == 0
-  with workdirs.training_in(workdir, is_chief) as signals:
+  with workdirs.training_in(workdir, is_chief):
     manager = checkpoints.make_manager(workdir, settings.train.keep_checkpoints)
     training = build_training(settings, splits, manager)
     checkpoint_bytes = checkpoints.state_bytes(training.state)
@@ -201,7 +203,9 @@ def train_and_evaluate(settings, workdir):
     with workdirs.full_disk_reported(
         workdir, checkpoint_bytes, lambda: checkpoints.newest_complete(manager)):
       try:
-        return _train_loop(run, training, signals)
+        # Caught from the first step on: before it, Ctrl-C just ends the run.
+        with workdirs.StopSignals() as signals:
+          return _train_loop(run, training, signals)
       finally:
         try:
           manager.wait_until_finished()
@@ -271,6 +275,7 @@ class _Run:
     self._splits = splits
     self._checkpoint_bytes = checkpoint_bytes
     self._steps_per_epoch = training.steps_per_epoch
+    self._num_steps = training.num_steps
     self._evaluator = evaluate.Evaluator(settings, training.graphdef,
                                          training.mesh)
     self._pictures = settings.model.make_pictures(
@@ -315,8 +320,11 @@ class _Run:
     self._progress.leave_out(time.time() - started)
 
   def finish(self, state, step):
-    """The end: validation, test (with the IW bound if asked), eval_<step>.json."""
-    self._progress.report(step)
+    """The end: test (with the IW bound if asked) and eval_<step>.json.
+
+    Validation and the last checkpoint are the loop's, but for a run resumed
+    at its end, which evaluates and saves them here.
+    """
     self.evaluate_and_save(state, step, evaluate_now=True)
     iw_samples = self.settings.eval.iw_samples
     test = self._test.get(step)
@@ -324,7 +332,7 @@ class _Run:
       test = self._evaluate(state, step, 'test', iw_samples)
     if jax.process_index() == 0:
       with open(os.path.join(self._workdir, f'eval_{step}.json'), 'w') as f:
-        json.dump(dict(step=step, num_steps=self._progress.total,
+        json.dump(dict(step=step, num_steps=self._num_steps,
                        **self._valid[step], **test), f, indent=2)
 
   def _save(self, state, step):

@@ -34,26 +34,15 @@ from draw_jax import settings as settings_lib
 _DATA_FIELDS = ('height', 'width', 'channels', 'num_classes')
 
 
-def load(directory, step=-1):
-  """The model in a workdir or pretrained/ folder, at step (-1: the latest).
-
-  A Draw model for a generative run, a GlimpseClassifierModel for task=classify.
-  """
-  settings = _settings(directory)
-  run = checkpoints.load_trained(settings.model, directory, step)
-  if settings.model.CONFIG_GROUP == 'classifier':
-    return GlimpseClassifierModel(run, settings)
-  return DrawModel(run, settings)
-
-
 def _settings(directory):
-  """Settings that rebuild the saved model, with its data set's defaults."""
+  """Settings that rebuild the saved model, with the run's data settings."""
   saved = checkpoints.saved_model_config(directory)
-  # The classifier's fields name its glimpses; DRAW's do not.
-  group = 'classifier' if 'glimpse' in saved else 'model'
+  recorded = _recorded(directory)
   config = defaults.get_config()
-  config.task = 'classify' if group == 'classifier' else 'generate'
-  config.data.name = _data_name(directory)
+  config.task = recorded.get('task', 'generate')  # older runs: DRAW only
+  config.data.name = recorded['data']['name']
+  config.data.binarization = recorded['data'].get('binarization', '')
+  group = settings_lib.parse(config).model.CONFIG_GROUP
   config[group].update({name: value for name, value in saved.items()
                         if name not in _DATA_FIELDS})
   if 'num_classes' in saved:
@@ -61,14 +50,16 @@ def _settings(directory):
   return settings_lib.parse(config)
 
 
-def _data_name(directory):
-  """What the run trained on: its config.json, or the shipped model's JSON."""
+def _recorded(directory):
+  """What the run recorded of its config: its config.json (a training
+  workdir) or the shipped model's pretrained.json."""
   run_config = os.path.join(directory, 'config.json')
   if os.path.isfile(run_config):
     with open(run_config) as f:
-      return json.load(f)['data']['name']
+      return json.load(f)
   if os.path.isfile(os.path.join(directory, pretrained.METADATA_FILE)):
-    return pretrained.read_metadata(directory)['data']
+    metadata = pretrained.read_metadata(directory)
+    return dict(metadata, data=dict(name=metadata['data']))
   raise FileNotFoundError(f'{directory} has neither config.json (a training '
                           f'workdir) nor {pretrained.METADATA_FILE} (a shipped '
                           'model)')
@@ -172,9 +163,10 @@ class GlimpseClassifierModel(_TrainedModel):
   def __init__(self, run, settings):
     super().__init__(run, settings)
     graphdef = run.graphdef
+    key = jax.random.key(0)  # for data sets binarized by sampling
     self._logits = jax.jit(
         lambda params, images, binarization: nnx.merge(graphdef, params)(
-            input_pipeline.binarize(images, binarization)).logits,
+            input_pipeline.binarize(images, binarization, key)).logits,
         static_argnums=2)
 
   def predict(self, images):
@@ -184,3 +176,18 @@ class GlimpseClassifierModel(_TrainedModel):
                     self._settings.data.binarization)
     return np.asarray(jax.numpy.argmax(
         self._logits(self.params, images, binarization), axis=-1))
+
+
+# The Python object of each task's model.
+_LOADED = dict(generate=DrawModel, classify=GlimpseClassifierModel)
+
+
+def load(directory, step=-1):
+  """The model in a workdir or pretrained/ folder, at step (-1: the latest).
+
+  A DrawModel for a generative run, a GlimpseClassifierModel for
+  task=classify.
+  """
+  settings = _settings(directory)
+  run = checkpoints.load_trained(settings.model, directory, step)
+  return _LOADED[settings.task](run, settings)

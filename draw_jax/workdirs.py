@@ -47,16 +47,11 @@ def prepare(workdir):
 def training_in(workdir, is_chief=True):
   """Holds workdir for a training run: created, proved writable, locked.
 
-  Yields the run's StopSignals. Multi-process runs lock on their first
-  process only.
+  Multi-process runs lock on their first process only.
   """
   prepare(workdir)
   with Lock(workdir) if is_chief else contextlib.nullcontext():
-    signals = StopSignals()
-    try:
-      yield signals
-    finally:
-      signals.restore()
+    yield
 
 
 class StopSignals:
@@ -64,7 +59,8 @@ class StopSignals:
 
   A second signal while that checkpoint is written exits at once: Orbax
   writes into a temporary folder and renames it only when complete, so the
-  half-written step is never taken for a checkpoint.
+  half-written step is never taken for a checkpoint. A context manager: the
+  previous handlers come back on leaving it.
   """
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -86,7 +82,10 @@ class StopSignals:
       os._exit(128 + signum)  # pylint: disable=protected-access
     self.received = name
 
-  def restore(self):
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
     for signum, previous in self._previous.items():
       signal.signal(signum, previous)
 

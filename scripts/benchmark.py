@@ -45,12 +45,12 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 
+from draw_jax import attention
 from draw_jax import classifier
 from draw_jax import datasets
 from draw_jax import evaluate
 from draw_jax import host_memory
 from draw_jax import input_pipeline
-from draw_jax import layers
 from draw_jax import model as draw_model
 from draw_jax import pictures
 from draw_jax import settings as settings_lib
@@ -215,7 +215,7 @@ def _draw_forward_flops(c):
       + 2 * c.enc_size * 2 * c.z_size  # mean and log sigma, eq. (1)-(2)
       + 2 * c.dec_size * c.write_size)  # the write patch
   if c.attention:
-    step += 2 * (2 * c.dec_size * layers.NUM_ATTENTION_PARAMS)  # the heads
+    step += 2 * (2 * c.dec_size * attention.NUM_RAW_PARAMS)  # the heads
     # x and x_hat share one filterbank: one read of 2C channels.
     step += _read_flops(c.read_n, c.height, c.width, 2 * c.channels)
     # Eq. (29), F_Y^T w F_X: [B, N] @ [N, N C], then [B, N C] @ [N, A].
@@ -228,7 +228,7 @@ def _classifier_forward_flops(c):
   """The glimpse classifier's T glimpses, then its softmax layer once."""
   glimpse = (
       2 * (c.glimpse_size + c.hidden_size) * _LSTM_GATES * c.hidden_size
-      + 2 * c.hidden_size * layers.NUM_ATTENTION_PARAMS  # where to look
+      + 2 * c.hidden_size * attention.NUM_RAW_PARAMS  # where to look
       + _read_flops(c.glimpse, c.height, c.width, c.channels))
   return glimpse * c.T + 2 * c.hidden_size * c.num_classes
 

@@ -94,8 +94,10 @@ def test_without_test_images_all_but_the_reconstructions_are_drawn(
   assert set(with_images) == set(paths) | {'reconstruction'}
 
 
-def test_the_classifier_draws_its_glimpses(tmp_path):
-  config = cluttered_mnist_cls.get_config()
+@pytest.mark.parametrize('data,size', [('cluttered_mnist', 100),
+                                       ('mnist', 28)])  # binarized by sampling
+def test_the_classifier_draws_its_glimpses(data, size, tmp_path):
+  config = cluttered_mnist_cls.get_config(f'data={data}')
   config.classifier.update(T=2, hidden_size=16, glimpse=4)
   run = settings.parse(config)
   mesh = sharding.make_mesh()
@@ -103,7 +105,7 @@ def test_the_classifier_draws_its_glimpses(tmp_path):
                                   run.data.binarization, run.sample)
   assert write(_params(run.model, mesh), str(tmp_path), None) == {}
   paths = write(_params(run.model, mesh), str(tmp_path),
-                np.zeros((10, 100, 100, 1), np.uint8))
+                np.full((10, size, size, 1), 200, np.uint8))
   assert set(paths) == {'glimpses'}
   picture = iio.imread(paths['glimpses'])
-  assert picture.ndim == 3 and picture.shape[1] >= 2 * 100
+  assert picture.ndim == 3 and picture.shape[1] >= 2 * size

@@ -293,9 +293,10 @@ def test_num_epochs_sets_the_length_and_the_cosine_reaches_its_floor(
   assert float(late(5)) == float(late(20)) == pytest.approx(peak)
   assert float(late(25)) == pytest.approx(peak * (0.1 + 0.9 * 0.5))
   assert float(late(30)) == pytest.approx(0.1 * peak)
-  for bad in (0.0, 1.5):
+  for schedule, bad in (('cosine', 0.0), ('cosine', 1.5), ('constant', 0.5),
+                        ('cosine', 1e-9)):
     config = smoke.get_config()
-    config.train.lr_decay_fraction = bad
+    config.train.update(lr_schedule=schedule, lr_decay_fraction=bad)
     with pytest.raises(settings.ConfigError, match='lr_decay_fraction'):
       settings.parse(config)
   by_steps = dataclasses.replace(run.train, num_epochs=0)

@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -110,19 +112,36 @@ def test_real_scenes_are_recognisable_and_noise_is_not(classifier, data_dir):
   # The scene's labelled digit is one of the two read, where it stands clear.
   named = np.any(labels == test.test_labels[:, None], axis=1)
   assert named[apart].mean() > 0.8
-  # This classifier, from 5,000 digits, reads 90% of the test digits; the
-  # full one of the script finds both digits confidently in 76% of the
-  # scenes whose digits are apart, 54% of all.
-  assert clear['both_confident_share'] > 0.3
-  assert real['both_confident_share'] > 0.2
-  assert real['one_confident_share'] > 0.6
+  # This classifier, from 5,000 digits, reads 90% of the test digits and
+  # finds both digits confidently in 16% of the scenes, 35% of those whose
+  # digits are apart; the script's, from 50,000, in 47% and 78%.
+  assert clear['both_confident_share'] > 0.25
+  assert real['both_confident_share'] > 0.1
+  assert real['one_confident_share'] > 0.5
   rng = np.random.default_rng(0)
-  for fake in (np.zeros((50, 60, 60)), rng.uniform(size=(50, 60, 60)),
+  for fake in (np.zeros((50, 60, 60)), np.full((50, 60, 60), 0.5),
+               rng.uniform(size=(50, 60, 60)),
                rng.uniform(size=(50, 60, 60)) < 0.2):
     figures = recognisable.summarise(
         recognisable.read_crops(model, fake.astype(np.float32))[1], 0.9)
-    assert figures['both_confident_share'] < 0.05
-    assert figures['one_confident_share'] < real['one_confident_share'] - 0.3
+    assert figures['one_confident_share'] < 0.05
+    assert figures['mean_confidence'] < 0.2
+
+
+def test_not_digits_and_neighbours_stay_images_in_0_1():
+  key = jax.random.key(0)
+  digits = jax.random.uniform(key, (12, 28, 28)) < 0.3
+  for make in (recognisable.not_digits, recognisable.with_neighbour):
+    images = make(digits.astype(jnp.float32), jax.random.key(1))
+    assert images.shape == (12, 28, 28)
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+  # The digit's own pixels stay; a neighbour 12 to 28 pixels away in each
+  # direction overlaps a 20x20 digit's box in (12 / 17)^2 = half the cases.
+  squares = jnp.zeros((64, 28, 28)).at[:, 4:24, 4:24].set(1.0)
+  added = recognisable.with_neighbour(squares, jax.random.key(2))
+  assert jnp.all(added >= squares)
+  gained = np.asarray((added - squares).sum((1, 2)) > 0)
+  assert 0.3 < gained.mean() < 0.7
 
 
 def test_the_script_reads_a_tiny_two_digit_run(tmp_path, data_dir):
@@ -152,7 +171,9 @@ def test_the_script_reads_a_tiny_two_digit_run(tmp_path, data_dir):
   for name in ('both_confident_share', 'one_confident_share',
                'real_scenes_both_confident_share', 'write_rule_agreement'):
     assert 0.0 <= result[name] <= 1.0
-  assert result['both_confident_share'] <= result['one_confident_share']
-  assert 0.1 <= result['mean_confidence'] <= 1.0
-  # 500 digits already teach the classifier most of MNIST.
-  assert result['classifier_test_accuracy'] > 0.7
+  # Four steps of training draw grey canvases, which are no digits.
+  assert result['one_confident_share'] == 0.0
+  assert result['mean_confidence'] < 0.1
+  assert result['real_scenes_mean_confidence'] > result['mean_confidence']
+  # 30 steps on 500 digits read two thirds of the test digits; chance, 10%.
+  assert result['classifier_test_accuracy'] > 0.5

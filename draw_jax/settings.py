@@ -12,7 +12,6 @@ import jax
 
 from draw_jax import classifier
 from draw_jax import datasets
-from draw_jax import defaults
 from draw_jax import input_pipeline
 from draw_jax import layers
 from draw_jax import model as draw_model

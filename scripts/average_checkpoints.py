@@ -21,7 +21,6 @@ from ml_collections import config_flags
 from draw_jax import datasets
 from draw_jax import checkpoints
 from draw_jax import evaluate
-from draw_jax import input_pipeline
 from draw_jax import settings as settings_lib
 from draw_jax import sharding
 from draw_jax import train_state

@@ -1,6 +1,5 @@
 """Tests for draw_jax.input_pipeline: real data, tiny broken files, binarize."""
 import gzip
-import os
 import sys
 
 import jax

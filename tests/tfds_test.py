@@ -17,9 +17,7 @@ tfds = pytest.importorskip(
     'tensorflow_datasets',
     reason="tensorflow-datasets is not installed (pip install -e '.[tfds]')")
 
-from draw_jax import datasets
 from draw_jax import datasets  # pylint: disable=g-import-not-at-top,wrong-import-position
-from draw_jax import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = 60

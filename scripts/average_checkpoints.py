@@ -11,7 +11,15 @@ campaign did). The evidence behind train.ema_decay; prints one line per k,
 then a JSON line.
 """
 import json
+import os
 import sys
+
+# The repo root first on sys.path: this checkout's draw_jax, and configs/,
+# whose files import each other as the package `configs`.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 
 import jax
 from absl import app

@@ -13,6 +13,13 @@ import os
 import subprocess
 import sys
 
+# The repo root first on sys.path: this checkout's draw_jax, and configs/,
+# whose files import each other as the package `configs`.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags

@@ -11,7 +11,15 @@ active units of each step, the totals, the reconstruction term, then a JSON
 line.
 """
 import json
+import os
 import sys
+
+# The repo root first on sys.path: this checkout's draw_jax, and configs/,
+# whose files import each other as the package `configs`.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 
 import jax
 import jax.numpy as jnp

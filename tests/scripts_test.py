@@ -1,5 +1,8 @@
-"""The scripts: the learning curve, checkpoint averaging."""
+"""The scripts: the learning curve, checkpoint averaging, latent activity."""
 import json
+import pathlib
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -7,6 +10,7 @@ import pytest
 
 import runs
 import script_modules
+from configs import mnist_noattn
 from configs import smoke
 from draw_jax import checkpoints
 from draw_jax import settings
@@ -14,6 +18,7 @@ from draw_jax import sharding
 
 learning_curve = script_modules.load('learning_curve')
 average_checkpoints = script_modules.load('average_checkpoints')
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _write_run(workdir, rows, **train):
@@ -166,3 +171,42 @@ def test_average_checkpoints_measures_the_mean_of_the_newest_k(tmp_path,
   for got, a, b in zip(*(jax.tree.leaves(p) for p in [mean] + params)):
     np.testing.assert_allclose(np.asarray(got), (np.asarray(a) + np.asarray(b)) / 2,
                                rtol=1e-6)
+
+
+def test_latent_activity_counts_units_whose_posterior_mean_moves(
+    tmp_path, data_dir):
+  # mnist_noattn imports mnist_attn: the script finds configs/ as a package.
+  arg = ('T=3,enc=16,dec=16,z=4,batch=16,epochs=0,steps=6,'
+         'train.warmup_steps=0,train.eval_every=6,train.checkpoint_every=6,'
+         'data.max_examples=500')
+  config = mnist_noattn.get_config(arg)
+  config.data.dir = data_dir
+  config.eval.iw_samples = 0
+  config.sample.outputs = 'grid'
+  runs.train(config, tmp_path)
+  done = subprocess.run(
+      [sys.executable, str(REPO / 'scripts' / 'latent_activity.py'),
+       f'--config={REPO}/configs/mnist_noattn.py:{arg}',
+       f'--config.data.dir={data_dir}', f'--workdir={tmp_path}',
+       '--split=valid', '--batch_size=100'],
+      cwd=tmp_path, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  assert (result['step'], result['images'], result['latent_units']) == (
+      6, 500, 12)
+  assert len(result['kl_per_step']) == len(result['active_per_step']) == 3
+  assert sum(result['kl_per_step']) == pytest.approx(result['kl'])
+  assert sum(result['active_per_step']) == result['active_units']
+  assert 0 <= result['units_active_at_some_step'] <= 4
+  # Its -ELBO is the evaluation's, up to the posterior noise of one sample.
+  evaluated = json.loads((tmp_path / 'eval_6.json').read_text())
+  assert result['kl'] + result['reconstruction'] == pytest.approx(
+      evaluated['valid_neg_elbo'], rel=0.02)
+  # With every unit's mean held still, no unit is active.
+  quiet = subprocess.run(
+      [sys.executable, str(REPO / 'scripts' / 'latent_activity.py'),
+       f'--config={REPO}/configs/mnist_noattn.py:{arg}',
+       f'--config.data.dir={data_dir}', f'--workdir={tmp_path}',
+       '--split=valid', '--batch_size=100', '--threshold=1e9'],
+      cwd=tmp_path, capture_output=True, text=True, timeout=300)
+  assert json.loads(quiet.stdout.strip().splitlines()[-1])['active_units'] == 0
